@@ -1,0 +1,12 @@
+//! ngx_http_upsync_module: keeps nginx upstreams in sync with a service registry.
+//!
+//! The pure logic (server model, formatters, registry parsers) lives in the
+//! top-level modules and builds without nginx, so `cargo test
+//! --no-default-features` links and tests it. Everything that touches nginx,
+//! and all the unsafe code, is in [`nginx`], behind the `nginx` feature.
+
+pub mod server;
+pub mod show;
+
+#[cfg(feature = "nginx")]
+mod nginx;

@@ -1,0 +1,63 @@
+//! One upstream server as the module sees it, and its one-line text form.
+//!
+//! The same line is printed by `upstream_show` (indented) and written to the
+//! dump file (not indented), byte for byte as the C module does.
+
+use std::fmt::Write as _;
+
+/// A server of an upstream: `ip:port` plus the attributes nginx keeps per peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// `ip:port` (`[v6]:port` for IPv6); the identity used to match servers.
+    pub name: String,
+    pub weight: i64,
+    pub max_fails: u64,
+    /// Seconds.
+    pub fail_timeout: i64,
+    pub down: bool,
+    pub backup: bool,
+}
+
+impl Server {
+    /// Appends `server <name> weight=.. max_fails=.. fail_timeout=..s[ down];\n`.
+    pub fn write_line(&self, out: &mut String) {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "server {} weight={} max_fails={} fail_timeout={}s{};\n",
+            self.name,
+            self.weight,
+            self.max_fails,
+            self.fail_timeout,
+            if self.down { " down" } else { "" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, weight: i64, down: bool) -> Server {
+        Server {
+            name: name.into(),
+            weight,
+            max_fails: 3,
+            fail_timeout: 20,
+            down,
+            backup: false,
+        }
+    }
+
+    #[test]
+    fn line_format_matches_the_c_module() {
+        let mut out = String::new();
+        server("127.0.0.1:8088", 40, true).write_line(&mut out);
+        server("[::1]:8089", 1, false).write_line(&mut out);
+        assert_eq!(
+            out,
+            "server 127.0.0.1:8088 weight=40 max_fails=3 fail_timeout=20s down;\n\
+             server [::1]:8089 weight=1 max_fails=3 fail_timeout=20s;\n"
+        );
+    }
+}
