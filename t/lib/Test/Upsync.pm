@@ -1,0 +1,589 @@
+package Test::Upsync;
+
+# A test harness in the data format of OpenResty's Test::Nginx::Socket, built
+# on Debian's Perl packages (Test::Base, HTTP::Tiny). Each block of a t/*.t
+# file runs a real nginx with the module loaded, on free loopback ports, and
+# registries (a real etcd, the Consul stand-in) when the block asks for them.
+#
+# Block sections (Test::Nginx::Socket's own):
+#   main_config, http_config, config    nginx.conf pieces (config: the server{})
+#   request                             "METHOD /uri" (a body may follow)
+#   more_headers                        "Name: value" lines sent with it
+#   error_code                          expected status (default 200)
+#   response_body, response_body_like   exact body / a regex
+#   response_headers                    "Name: value" lines; "!Name" = absent
+#   error_log, no_error_log             lines that must / must not be logged
+#   must_die                            nginx must fail to start
+#   timeout, wait                       seconds
+# Sections of our own:
+#   workers: N                          worker_processes (default 1)
+#   registry: consul etcd               start these registries for the block
+#   consul_args: --token secret         extra stand-in arguments
+#   init                                steps run before nginx starts
+#   steps                               steps run after it started (below)
+#   no_module                           do not load the module
+#   module: PATH                        load this .so instead
+#   skip_nginx: <1.27.3                 skip on versions below / ">=" above
+#   skip_unless: ENV_VAR                skip unless the variable is set
+#   allow_alerts                        [alert]/[emerg]/crashes are expected
+#
+# Steps: a list of ">>> action args" lines, each followed by its body:
+#   >>> consul METHOD /path            request to the Consul stand-in; body sent
+#   >>> etcd METHOD /path              request to etcd; body sent (chomped)
+#   >>> http METHOD /uri [status=N]    request to nginx; body, if any, is the
+#                                      exact expected response body
+#   >>> wait /uri                      poll nginx until the body is exactly this
+#   >>> file PATH                      poll until the file holds exactly this
+#   >>> no_file PATH                   the file does not exist
+#   >>> log REGEX                      poll until the error log matches
+#   >>> traffic /uri N                 N requests; body lines "BODY COUNT" where
+#                                      COUNT is a number, ">0" or "*"; bodies
+#                                      not listed must not answer
+#   >>> sleep SECONDS
+#   >>> reload                         HUP, then wait for the new workers
+#   >>> signal NAME                    send a signal to the nginx master
+#   >>> stop consul|etcd / start ...   stop or restart a registry (same port)
+# A trailing "-chomp" on the action line drops the body's last newline.
+# Every "$TEST_NGINX_*" variable in a block is replaced before it runs:
+#   SERVER_PORT, PORT1..PORT9 (free ports for backends), CONSUL_PORT,
+#   ETCD_PORT, DIR (the block's prefix directory), NGINX_VERSION, and any
+#   TEST_NGINX_* variable of the environment.
+
+use strict;
+use warnings;
+
+use Test::Base;    # the block parser, its filters (chomp, eval, ...), Test::More
+use Exporter ();
+*import = \&Exporter::import;
+use Cwd qw(abs_path getcwd);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+our @EXPORT = qw(run_tests nginx_version);
+
+my $ROOT = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)))[1], '..', '..', '..'));
+my $NGINX = $ENV{TEST_NGINX_BINARY} or die "TEST_NGINX_BINARY is not set (scripts/test sets it)\n";
+my $MODULE = $ENV{TEST_NGINX_MODULE} or die "TEST_NGINX_MODULE is not set\n";
+my $KEEP = $ENV{TEST_NGINX_KEEP};    # keep block directories for debugging
+
+sub nginx_version () {
+    my $v = `$NGINX -v 2>&1`;
+    $v =~ m{nginx/(\d+)\.(\d+)\.(\d+)} or die "cannot read the version of $NGINX: $v";
+    return ($1, $2, $3);
+}
+
+my @VERSION = nginx_version();
+
+sub version_num { my ($a, $b, $c) = @_; $a * 1_000_000 + $b * 1000 + $c }
+
+# ---------------------------------------------------------------------------
+# processes
+
+my %registry;    # name => { pid, port, args, ... }
+my $nginx_pid;
+
+sub free_port () {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub spawn (@) {
+    my ($log, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or die "open $log: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    return $pid;
+}
+
+# Stops a process by its PID: SIGTERM (or $sig), then SIGKILL after 10 s.
+sub stop_pid ($;$) {
+    my ($pid, $sig) = @_;
+    return unless $pid;
+    kill $sig // 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid || !kill(0, $pid);
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+sub http_request ($$$;$$) {
+    my ($method, $url, $body, $headers, $timeout) = @_;
+    my $http = HTTP::Tiny->new(keep_alive => 0, timeout => $timeout // 10);
+    my %opt = (headers => $headers // {});
+    $opt{content} = $body if defined $body && length $body;
+    return $http->request($method, $url, \%opt);
+}
+
+sub wait_until ($$) {
+    my ($timeout, $check) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        return 1 if $check->();
+        return 0 if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+sub start_registry ($$$) {
+    my ($name, $dir, $args) = @_;
+    my $r = $registry{$name} //= { port => free_port(), args => $args, dir => $dir };
+    my $log = "$dir/logs/$name.log";
+    if ($name eq 'consul') {
+        $r->{pid} = spawn($log, 'python3', "$ROOT/t/registry/consul_standin.py",
+            '--port', $r->{port}, split(' ', $args // ''));
+        wait_until(10, sub { http_request('GET', "http://127.0.0.1:$r->{port}/v1/status/leader", '', undef, 1)->{status} != 599 })
+            or die "the Consul stand-in did not start: " . slurp($log);
+    } elsif ($name eq 'etcd') {
+        $r->{peer_port} //= free_port();
+        my $peer = "http://127.0.0.1:$r->{peer_port}";
+        my $client = "http://127.0.0.1:$r->{port}";
+        $r->{pid} = spawn($log, 'etcd', '--name', 'upsync-test', '--data-dir', "$dir/etcd-data",
+            '--listen-client-urls', $client, '--advertise-client-urls', $client,
+            '--listen-peer-urls', $peer, '--initial-advertise-peer-urls', $peer,
+            '--initial-cluster', "upsync-test=$peer", '--enable-v2=true', split(' ', $args // ''));
+        wait_until(20, sub { http_request('GET', "$client/health", '', undef, 1)->{content} =~ /"health":\s*"true"/ })
+            or die "etcd did not start: " . slurp($log);
+    } else {
+        die "unknown registry $name\n";
+    }
+}
+
+sub stop_registry ($) {
+    my ($name) = @_;
+    my $r = $registry{$name} or return;
+    stop_pid(delete $r->{pid});
+}
+
+sub stop_all () {
+    stop_nginx();
+    stop_registry($_) for keys %registry;
+    %registry = ();
+}
+
+END { stop_all() }
+$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
+
+# ---------------------------------------------------------------------------
+# nginx
+
+sub slurp ($) {
+    my ($f) = @_;
+    open my $fh, '<', $f or return undef;
+    local $/;
+    my $s = <$fh>;
+    return $s;
+}
+
+sub spew ($$) {
+    my ($f, $s) = @_;
+    open my $fh, '>', $f or die "write $f: $!";
+    print $fh $s;
+    close $fh;
+}
+
+sub write_config ($$$) {
+    my ($block, $dir, $vars) = @_;
+    my $module = $block->module ? trim($block->module) : $MODULE;
+    my $load = defined $block->no_module ? '' : "load_module $module;\n";
+    my $workers = $block->workers ? trim($block->workers) : 1;
+    my $user = $> == 0 ? "user root;\n" : '';
+    my $main = $block->main_config // '';
+    my $http = $block->http_config // '';
+    my $config = $block->config // '';
+    my $port = $vars->{SERVER_PORT};
+    my $conf = <<"END";
+${load}${user}worker_processes $workers;
+daemon off;
+master_process on;
+pid $dir/logs/nginx.pid;
+error_log $dir/logs/error.log info;
+$main
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/client_body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+
+$http
+
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+
+$config
+    }
+}
+END
+    spew("$dir/conf/nginx.conf", $conf);
+}
+
+sub start_nginx ($$) {
+    my ($dir, $port) = @_;
+    $nginx_pid = spawn("$dir/logs/stderr.log", $NGINX, '-p', "$dir/", '-c', "$dir/conf/nginx.conf",
+        '-e', "$dir/logs/error.log");
+    my $exited;
+    wait_until(10, sub {
+        $exited = waitpid($nginx_pid, WNOHANG) == $nginx_pid;
+        return $exited || IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1);
+    });
+    $nginx_pid = undef if $exited;
+    return defined $nginx_pid;
+}
+
+sub stop_nginx () {
+    return unless $nginx_pid;
+    stop_pid($nginx_pid, 'QUIT');
+    $nginx_pid = undef;
+}
+
+sub worker_starts ($) {
+    my ($dir) = @_;
+    my $log = slurp("$dir/logs/error.log") // '';
+    my @n = $log =~ /start worker process/g;
+    return scalar @n;
+}
+
+# ---------------------------------------------------------------------------
+# blocks
+
+sub trim { my $s = shift; $s =~ s/^\s+|\s+$//g; $s }
+
+sub substitute ($$) {
+    my ($text, $vars) = @_;
+    return $text unless defined $text;
+    $text =~ s/\$TEST_NGINX_([A-Z0-9_]+)/
+        exists $vars->{$1} ? $vars->{$1} : $ENV{"TEST_NGINX_$1"} \/\/ "\$TEST_NGINX_$1"/gex;
+    return $text;
+}
+
+# Test::Base keeps each section as a list of values (strings, or what a
+# filter such as "eval" made of them): replace variables in the strings.
+sub substitute_block ($$) {
+    my ($block, $vars) = @_;
+    for my $section (keys %{ $block->{_section_map}[0] // {} }) {
+        for (@{ $block->{$section} // [] }) {
+            $_ = substitute($_, $vars) unless ref $_;
+        }
+    }
+}
+
+sub skip_reason ($) {
+    my ($block) = @_;
+    if (my $var = $block->skip_unless) {
+        $var = trim($var);
+        return "$var is not set" unless $ENV{$var};
+    }
+    my $spec = $block->skip_nginx or return;
+    $spec = trim($spec);
+    $spec =~ /^(<|>=)\s*(\d+)\.(\d+)\.(\d+)$/ or die "bad skip_nginx: $spec\n";
+    my $have = version_num(@VERSION);
+    my $want = version_num($2, $3, $4);
+    return "nginx " . join('.', @VERSION) . " $spec" if $1 eq '<' ? $have < $want : $have >= $want;
+    return;
+}
+
+sub run_tests () {
+    plan('no_plan');    # through Test::Base's wrapper, which then plans nothing itself
+    for my $block (blocks()) {
+        my $name = $block->name;
+        if (my $why = skip_reason($block)) {
+            SKIP: { skip("$name: $why", 1) }
+            next;
+        }
+        my $ok = eval { run_block($block); 1 };
+        unless ($ok) {
+            fail("$name: $@");
+        }
+        stop_all();
+    }
+}
+
+sub run_block ($) {
+    my ($block) = @_;
+    my $name = $block->name;
+    my $dir = tempdir("upsync-test-XXXXXX", TMPDIR => 1, CLEANUP => !$KEEP);
+    make_path(map { "$dir/$_" } qw(conf logs tmp html));
+    diag("$name: kept in $dir") if $KEEP;
+
+    my %vars = (SERVER_PORT => free_port(), DIR => $dir, NGINX_VERSION => join('.', @VERSION));
+    $vars{"PORT$_"} = free_port() for 1 .. 9;
+
+    substitute_block($block, \%vars);
+    for my $r (split ' ', $block->registry // '') {
+        start_registry($r, $dir, $r eq 'consul' ? $block->consul_args : $block->etcd_args);
+        $vars{ uc($r) . '_PORT' } = $registry{$r}{port};
+    }
+    # Registry ports are known only now: substitute them as well.
+    substitute_block($block, \%vars);
+
+    my $ctx = { block => $block, dir => $dir, vars => \%vars, name => $name };
+    run_steps($ctx, $block->init) if defined $block->init;
+
+    write_config($block, $dir, \%vars);
+    my $started = start_nginx($dir, $vars{SERVER_PORT});
+
+    if (defined $block->must_die) {
+        ok(!$started, "$name - nginx refuses to start");
+        stop_nginx();
+        check_logs($ctx);
+        return;
+    }
+    unless ($started) {
+        my $log = (slurp("$dir/logs/error.log") // '') . (slurp("$dir/logs/stderr.log") // '');
+        die "nginx did not start:\n$log";
+    }
+
+    sleep($block->wait) if $block->wait;
+    run_steps($ctx, $block->steps) if defined $block->steps;
+    run_request($ctx) if defined $block->request;
+
+    stop_nginx();
+    check_logs($ctx);
+}
+
+sub request_url ($$) {
+    my ($ctx, $uri) = @_;
+    return "http://127.0.0.1:$ctx->{vars}{SERVER_PORT}$uri";
+}
+
+sub run_request ($) {
+    my ($ctx) = @_;
+    my $block = $ctx->{block};
+    my $name = $ctx->{name};
+    my ($line, $body) = split /\n/, $block->request, 2;
+    my ($method, $uri) = split ' ', trim($line);
+    my %headers;
+    for (split /\n/, $block->more_headers // '') {
+        next unless /\S/;
+        my ($k, $v) = /^\s*([^:]+?)\s*:\s*(.*?)\s*$/ or die "bad more_headers line: $_\n";
+        $headers{$k} = $v;
+    }
+    my $res = http_request($method, request_url($ctx, $uri), $body, \%headers, $block->timeout);
+    $res->{content} //= '';
+    my $code = defined $block->error_code ? trim($block->error_code) : 200;
+    is($res->{status}, $code, "$name - status code");
+    if (defined $block->response_body) {
+        is($res->{content}, $block->response_body, "$name - response body");
+    }
+    if (defined(my $like = $block->response_body_like)) {
+        $like = trim($like) unless ref $like;
+        like($res->{content}, ref $like ? $like : qr/$like/s, "$name - response body like");
+    }
+    for (split /\n/, $block->response_headers // '') {
+        next unless /\S/;
+        if (/^\s*!\s*(\S+)\s*$/) {
+            ok(!exists $res->{headers}{ lc $1 }, "$name - no header $1");
+            next;
+        }
+        my ($k, $v) = /^\s*([^:]+?)\s*:\s*(.*?)\s*$/ or die "bad response_headers line: $_\n";
+        is($res->{headers}{ lc $k }, $v, "$name - header $k");
+    }
+}
+
+sub check_logs ($) {
+    my ($ctx) = @_;
+    my $block = $ctx->{block};
+    my $name = $ctx->{name};
+    my $dir = $ctx->{dir};
+    my $log = (slurp("$dir/logs/error.log") // '') . (slurp("$dir/logs/stderr.log") // '');
+
+    for my $want (lines_or_patterns($block->error_log)) {
+        my $found = ref $want ? $log =~ $want : index($log, $want) >= 0;
+        ok($found, "$name - error log has: $want") or diag(tail_of($log));
+    }
+    for my $unwanted (lines_or_patterns($block->no_error_log)) {
+        my $found = ref $unwanted ? $log =~ $unwanted : index($log, $unwanted) >= 0;
+        ok(!$found, "$name - error log has not: $unwanted") or diag(matching_lines($log, $unwanted));
+    }
+    return if defined $block->allow_alerts || defined $block->must_die;
+    my @bad = grep { /\[(alert|emerg)\]|exited on signal|worker process \d+ exited with code [^0]/ }
+        split /\n/, $log;
+    ok(!@bad, "$name - no alert, emerg or crash in the error log") or diag(join "\n", @bad);
+}
+
+sub lines_or_patterns ($) {
+    my ($spec) = @_;
+    return () unless defined $spec;
+    return map { ref $_ ? $_ : $_ } @$spec if ref $spec eq 'ARRAY';
+    return ($spec) if ref $spec eq 'Regexp';
+    return grep { length } map { trim($_) } split /\n/, $spec;
+}
+
+sub tail_of ($) {
+    my @l = split /\n/, shift;
+    return join "\n", @l > 30 ? @l[-30 .. -1] : @l;
+}
+
+sub matching_lines ($$) {
+    my ($log, $what) = @_;
+    return join "\n", grep { ref $what ? $_ =~ $what : index($_, $what) >= 0 } split /\n/, $log;
+}
+
+# ---------------------------------------------------------------------------
+# steps
+
+sub parse_steps ($) {
+    my ($text) = @_;
+    my @steps;
+    for my $line (split /^/, $text) {
+        if ($line =~ /^>>>\s*(.*?)\s*$/) {
+            my @words = split ' ', $1;
+            my $chomp = @words && $words[-1] eq '-chomp' ? pop @words : undef;
+            push @steps, { words => \@words, body => '', chomp => $chomp, line => $1 };
+            next;
+        }
+        die "steps must start with a '>>> action' line, got: $line" unless @steps;
+        $steps[-1]{body} .= $line;
+    }
+    for (@steps) {
+        # Blank lines between steps separate them; they are not part of a body.
+        $_->{body} =~ s/\n\n+\z/\n/;
+        $_->{body} =~ s/\n\z// if $_->{chomp};
+    }
+    return @steps;
+}
+
+my %STEP = (
+    consul => \&step_registry,
+    etcd => \&step_registry,
+    http => \&step_http,
+    wait => \&step_wait,
+    file => \&step_file,
+    no_file => \&step_no_file,
+    log => \&step_log,
+    traffic => \&step_traffic,
+    sleep => sub { sleep $_[1]{words}[1] },
+    reload => \&step_reload,
+    signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
+    stop => sub { stop_registry($_[1]{words}[1]) },
+    start => sub { start_registry($_[1]{words}[1], $_[0]{dir}, $registry{ $_[1]{words}[1] }{args}) },
+);
+
+sub run_steps ($$) {
+    my ($ctx, $text) = @_;
+    for my $step (parse_steps($text)) {
+        my $action = $step->{words}[0] // '';
+        my $run = $STEP{$action} or die "unknown step action '$action'\n";
+        $run->($ctx, $step);
+    }
+}
+
+sub step_registry {
+    my ($ctx, $step) = @_;
+    my ($name, $method, $path) = @{ $step->{words} };
+    my $r = $registry{$name} or die "registry $name is not running (add '--- registry: $name')\n";
+    (my $body = $step->{body}) =~ s/\n\z//;
+    my %headers;
+    $headers{'Content-Type'} = 'application/x-www-form-urlencoded' if $body =~ /^value=/;
+    $headers{'X-Consul-Token'} = $1 if $name eq 'consul' && ($r->{args} // '') =~ /--token\s+(\S+)/;
+    my $res = http_request($method, "http://127.0.0.1:$r->{port}$path", $body, \%headers);
+    ok($res->{success}, "$ctx->{name} - $step->{line}")
+        or diag("$res->{status} $res->{content}");
+}
+
+sub step_http {
+    my ($ctx, $step) = @_;
+    my (undef, $method, $uri, @opts) = @{ $step->{words} };
+    my %opt = map { split /=/, $_, 2 } @opts;
+    my $res = http_request($method, request_url($ctx, $uri), undef);
+    is($res->{status}, $opt{status} // 200, "$ctx->{name} - $step->{line}: status");
+    is($res->{content}, $step->{body}, "$ctx->{name} - $step->{line}: body")
+        if length $step->{body};
+}
+
+sub poll_equal ($$$$) {
+    my ($ctx, $step, $fetch, $what) = @_;
+    my $want = $step->{body};
+    my $got;
+    my $timeout = $ctx->{block}->timeout // 10;
+    my $ok = wait_until($timeout, sub { $got = $fetch->(); defined $got && $got eq $want });
+    is($got, $want, "$ctx->{name} - $step->{line}: $what");
+}
+
+sub step_wait {
+    my ($ctx, $step) = @_;
+    my $uri = $step->{words}[1];
+    poll_equal($ctx, $step, sub {
+        my $res = http_request('GET', request_url($ctx, $uri), undef, undef, 2);
+        return $res->{status} == 200 ? $res->{content} : "status $res->{status}";
+    }, 'body');
+}
+
+sub step_file {
+    my ($ctx, $step) = @_;
+    my $path = $step->{words}[1];
+    poll_equal($ctx, $step, sub { slurp($path) }, 'contents');
+}
+
+sub step_no_file {
+    my ($ctx, $step) = @_;
+    ok(!-e $step->{words}[1], "$ctx->{name} - $step->{line}");
+}
+
+sub step_log {
+    my ($ctx, $step) = @_;
+    my $re = join ' ', @{ $step->{words} }[1 .. $#{ $step->{words} }];
+    my $timeout = $ctx->{block}->timeout // 10;
+    ok(wait_until($timeout, sub { (slurp("$ctx->{dir}/logs/error.log") // '') =~ /$re/ }),
+        "$ctx->{name} - error log matches $re");
+}
+
+sub step_traffic {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, $n) = @{ $step->{words} };
+    my %want;
+    for (split /\n/, $step->{body}) {
+        next unless /\S/;
+        my ($body, $count) = /^\s*(.*?)\s+(\d+|>0|\*)\s*$/ or die "bad traffic line: $_\n";
+        $want{$body} = $count;
+    }
+    my %got;
+    for (1 .. $n) {
+        my $res = http_request('GET', request_url($ctx, $uri), undef, undef, 5);
+        my $key = $res->{status} == 200 ? trim($res->{content}) : "status $res->{status}";
+        $got{$key}++;
+    }
+    my @errors;
+    for my $body (sort keys %got) {
+        push @errors, "unexpected '$body' x $got{$body}" unless exists $want{$body};
+    }
+    for my $body (sort keys %want) {
+        my $count = $got{$body} // 0;
+        my $w = $want{$body};
+        next if $w eq '*';
+        push @errors, "'$body' answered $count times, want $w"
+            if ($w eq '>0' && $count == 0) || ($w =~ /^\d+$/ && $count != $w);
+    }
+    ok(!@errors, "$ctx->{name} - $step->{line}") or diag(join "\n", @errors);
+}
+
+sub step_reload {
+    my ($ctx, $step) = @_;
+    my $before = worker_starts($ctx->{dir});
+    kill 'HUP', $nginx_pid or die "no nginx to reload\n";
+    ok(wait_until(10, sub { worker_starts($ctx->{dir}) > $before }), "$ctx->{name} - reloaded");
+    sleep 0.2;
+}
+
+1;
