@@ -5,6 +5,11 @@
 //! --no-default-features` links and tests it. Everything that touches nginx,
 //! and all the unsafe code, is in [`nginx`], behind the `nginx` feature.
 
+pub mod apply;
+pub mod conf;
+pub mod dump;
+pub mod http;
+pub mod registry;
 pub mod server;
 pub mod show;
 

@@ -1,6 +1,20 @@
 //! The thin layer that touches nginx: module and directive tables, handlers,
-//! and access to the upstreams' round-robin peer lists.
+//! the registry client on nginx's event loop, and the upstreams' peer lists.
+//! All the crate's unsafe code is here.
 
+mod blocking;
+mod client;
+mod generation;
 mod module;
 mod peers;
 mod show;
+mod upstream;
+
+/// Logs through nginx's log at `$level` (an `NGX_LOG_*` constant), prefixed
+/// with the module's name.
+macro_rules! log {
+    ($level:expr, $log:expr, $($arg:tt)+) => {
+        { ::ngx::ngx_log_error!($level, $log, "upsync: {}", format_args!($($arg)+)); }
+    };
+}
+pub(crate) use log;

@@ -22,9 +22,9 @@ impl Server {
     /// Appends `server <name> weight=.. max_fails=.. fail_timeout=..s[ down];\n`.
     pub fn write_line(&self, out: &mut String) {
         // Writing to a String cannot fail.
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "server {} weight={} max_fails={} fail_timeout={}s{};\n",
+            "server {} weight={} max_fails={} fail_timeout={}s{};",
             self.name,
             self.weight,
             self.max_fails,

@@ -1,29 +1,93 @@
-//! The `ngx_module_t` of `ngx_http_upsync_module` and its directive table.
+//! The `ngx_module_t` of `ngx_http_upsync_module`: directives, configuration,
+//! and the process hooks that start and stop the pollers.
 
 use std::ffi::{c_char, c_void};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::ptr;
 
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_NOARGS,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE,
+    ngx_array_push, ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t,
+    ngx_http_upstream_server_t, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_str_t,
+    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF_OFFSET, NGX_HTTP_UPS_CONF,
+    NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_OK, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
-use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
-use ngx::ngx_string;
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf,
+    NgxHttpCoreModule, NgxHttpUpstreamModule,
+};
+use ngx::{ngx_conf_log_error, ngx_string};
 
+use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
+use super::log;
+use super::peers::{str_bytes, upstreams};
 use super::show::upstream_show_handler;
+use super::upstream::{init_peer, Upstream};
+use crate::conf::{parse_upsync, valid_lb, UpsyncConf};
+use crate::dump;
+use crate::server::Server;
+
+/// What `upsync*` directives say about one upstream, and, once configured,
+/// the upstream's runtime state in this process.
+#[derive(Default)]
+pub(crate) struct SrvConf {
+    upsync: Option<UpsyncConf>,
+    registry: Option<SocketAddr>,
+    dump_path: Option<String>,
+    lb: Option<String>,
+    runtime: Option<Box<Upstream>>,
+}
+
+pub(crate) struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: the module table is a static nginx only reads after load.
+        unsafe { &*ptr::addr_of!(ngx_http_upsync_module) }
+    }
+}
+
+// SAFETY: `SrvConf` is the type `create_srv_conf` allocates for this module.
+unsafe impl HttpModuleServerConf for Module {
+    type ServerConf = SrvConf;
+}
 
 static NGX_HTTP_UPSYNC_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
-    postconfiguration: None,
+    postconfiguration: Some(postconfiguration),
     create_main_conf: None,
     init_main_conf: None,
-    create_srv_conf: None,
+    create_srv_conf: Some(Module::create_srv_conf),
     merge_srv_conf: None,
     create_loc_conf: None,
     merge_loc_conf: None,
 };
 
-static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 2] = [
+static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 5] = [
+    ngx_command_t {
+        name: ngx_string!("upsync"),
+        type_: (NGX_HTTP_UPS_CONF | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(set_upsync),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("upsync_dump_path"),
+        type_: (NGX_HTTP_UPS_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_dump_path),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("upsync_lb"),
+        type_: (NGX_HTTP_UPS_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_lb),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     ngx_command_t {
         name: ngx_string!("upstream_show"),
         type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
@@ -49,8 +113,172 @@ pub static mut ngx_http_upsync_module: ngx_module_t = ngx_module_t {
     // while parsing the configuration, on one thread.
     commands: unsafe { ptr::addr_of_mut!(NGX_HTTP_UPSYNC_COMMANDS[0]) },
     type_: NGX_HTTP_MODULE as _,
+    init_process: Some(init_process),
+    exit_process: Some(exit_process),
     ..ngx_module_t::default()
 };
+
+const CONF_OK: *mut c_char = ptr::null_mut();
+const CONF_ERROR: *mut c_char = usize::MAX as *mut c_char; // NGX_CONF_ERROR
+
+/// The directive's arguments after its name.
+///
+/// # Safety
+/// `cf` must be the configuration being parsed.
+unsafe fn args(cf: &ngx_conf_t) -> Vec<String> {
+    // SAFETY: `cf->args` is an array of ngx_str_t while a directive is parsed.
+    let all: &[ngx_str_t] = unsafe { (*cf.args).as_slice() };
+    all.iter()
+        .skip(1)
+        // SAFETY: argument strings live as long as the configuration pool.
+        .map(|a| String::from_utf8_lossy(unsafe { str_bytes(a) }).into_owned())
+        .collect()
+}
+
+/// `upsync host[:port]/path upsync_type=... [upsync_interval=...] ...`
+extern "C" fn set_upsync(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx calls directive handlers with a valid `cf` and our srv
+    // conf of the upstream being parsed.
+    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+    if sc.upsync.is_some() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: as above.
+    let args = unsafe { args(cfr) };
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let parsed = match parse_upsync(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"upsync\" directive: {}", e);
+            return CONF_ERROR;
+        }
+    };
+    // The registry's address is resolved here, at configuration time, as
+    // nginx resolves upstream servers: workers never resolve names.
+    let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
+    let registry = match (host, parsed.port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        _ => {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"upsync\" directive: host not found in \"{}\"",
+                parsed.authority
+            );
+            return CONF_ERROR;
+        }
+    };
+    let Some(uscf) = NgxHttpUpstreamModule::server_conf_mut(cfr) else {
+        return c"is not allowed here".as_ptr().cast_mut();
+    };
+    // SAFETY: `uscf` is the upstream being parsed; `cf->pool` outlives it.
+    if unsafe { add_placeholder(cfr, uscf) }.is_err() {
+        return CONF_ERROR;
+    }
+    sc.upsync = Some(parsed);
+    sc.registry = Some(registry);
+    CONF_OK
+}
+
+/// An upstream with `upsync` needs no `server` line: nginx still requires
+/// one, so `upsync` adds a stand-in that is `down`. It is dropped from the
+/// list when the upstream has other servers or a dump file.
+///
+/// # Safety
+/// `uscf` is the upstream being parsed in `cf`.
+unsafe fn add_placeholder(
+    cf: &ngx_conf_t,
+    uscf: &mut ngx_http_upstream_srv_conf_t,
+) -> Result<(), ()> {
+    if uscf.servers.is_null() {
+        return Err(());
+    }
+    let pool = cf.pool;
+    // SAFETY: allocations from the configuration pool, filled before use.
+    unsafe {
+        let s = ngx_array_push(uscf.servers).cast::<ngx_http_upstream_server_t>();
+        let addr = ngx::ffi::ngx_pcalloc(pool, size_of::<ngx::ffi::ngx_addr_t>())
+            .cast::<ngx::ffi::ngx_addr_t>();
+        let sa = ngx::ffi::ngx_pcalloc(pool, size_of::<SockAddr>()).cast::<SockAddr>();
+        let name = ngx::ffi::ngx_pnalloc(pool, PLACEHOLDER.len()).cast::<u8>();
+        if s.is_null() || addr.is_null() || sa.is_null() || name.is_null() {
+            return Err(());
+        }
+        ptr::copy_nonoverlapping(PLACEHOLDER.as_ptr(), name, PLACEHOLDER.len());
+        sa.write(SockAddr::from_socket_addr(SocketAddr::from((
+            [127, 0, 0, 1],
+            1,
+        ))));
+        let name = ngx_str_t {
+            len: PLACEHOLDER.len(),
+            data: name,
+        };
+        (*addr).sockaddr = (*sa).as_ptr();
+        (*addr).socklen = (*sa).len();
+        (*addr).name = name;
+        ptr::write_bytes(s, 0, 1);
+        (*s).name = name;
+        (*s).addrs = addr;
+        (*s).naddrs = 1;
+        (*s).weight = 1;
+        (*s).max_fails = 1;
+        (*s).fail_timeout = 10;
+        (*s).down = 1;
+    }
+    Ok(())
+}
+
+/// `upsync_dump_path /path/file.conf`
+extern "C" fn set_dump_path(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in `set_upsync`.
+    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+    if sc.dump_path.is_some() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: as above.
+    let path = unsafe { args(cfr) }.pop().unwrap_or_default();
+    if path.is_empty() {
+        return c"needs a file path".as_ptr().cast_mut();
+    }
+    sc.dump_path = Some(path);
+    CONF_OK
+}
+
+/// `upsync_lb roundrobin|ip_hash|least_conn|hash_modula|hash_ketama`:
+/// accepted for configuration compatibility; the balancer is nginx's own.
+extern "C" fn set_lb(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in `set_upsync`.
+    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+    if sc.lb.is_some() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: as above.
+    let value = unsafe { args(cfr) }.pop().unwrap_or_default();
+    if !valid_lb(&value) {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "\"upsync_lb\" directive: unknown method \"{}\" (expected roundrobin, ip_hash, \
+             least_conn, hash_modula or hash_ketama)",
+            value
+        );
+        return CONF_ERROR;
+    }
+    sc.lb = Some(value);
+    CONF_OK
+}
 
 /// `upstream_show;` installs the content handler of the location.
 extern "C" fn set_upstream_show(
@@ -64,8 +292,229 @@ extern "C" fn set_upstream_show(
     match NgxHttpCoreModule::location_conf_mut(cf) {
         Some(clcf) => {
             clcf.handler = Some(upstream_show_handler);
-            ptr::null_mut() // NGX_CONF_OK
+            CONF_OK
         }
         None => c"has no location configuration".as_ptr().cast_mut(),
     }
+}
+
+/// Our configuration of an upstream, if it has one.
+///
+/// # Safety
+/// `uscf` must be a live upstream of a configuration that loaded this module.
+pub(crate) unsafe fn srv_conf<'a>(
+    uscf: *mut ngx_http_upstream_srv_conf_t,
+) -> Option<&'a mut SrvConf> {
+    // SAFETY: per the contract; `srv_conf` is null for implicit upstreams.
+    unsafe {
+        if uscf.is_null() || (*uscf).srv_conf.is_null() {
+            return None;
+        }
+        Module::server_conf_mut(&*uscf)
+    }
+}
+
+/// The runtime state of a synced upstream.
+///
+/// # Safety
+/// As for [`srv_conf`].
+pub(crate) unsafe fn runtime(uscf: *mut ngx_http_upstream_srv_conf_t) -> Option<*mut Upstream> {
+    // SAFETY: per the contract.
+    unsafe { srv_conf(uscf) }
+        .and_then(|sc| sc.runtime.as_mut())
+        .map(|b| &mut **b as *mut Upstream)
+}
+
+/// After every upstream is initialised: take over the synced ones.
+extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: nginx calls postconfiguration with the configuration in `cf`,
+    // after the upstream module initialised every upstream.
+    let cfr = unsafe { &*cf };
+    let Some(umcf) = NgxHttpUpstreamModule::main_conf(cfr) else {
+        return NGX_OK as ngx_int_t;
+    };
+    // SAFETY: the upstreams of the configuration being built.
+    for &uscf in unsafe { upstreams(umcf) } {
+        // SAFETY: as above.
+        if let Err(msg) = unsafe { take_over(cfr, uscf) } {
+            log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
+            return NGX_ERROR as ngx_int_t;
+        }
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// # Safety
+/// `uscf` is an initialised upstream of the configuration in `cf`.
+unsafe fn take_over(
+    cf: &ngx_conf_t,
+    uscf: *mut ngx_http_upstream_srv_conf_t,
+) -> Result<(), String> {
+    // SAFETY: per the contract.
+    let Some(sc) = (unsafe { srv_conf(uscf) }) else {
+        return Ok(());
+    };
+    let Some(conf) = sc.upsync.clone() else {
+        return Ok(());
+    };
+    // SAFETY: per the contract.
+    let u = unsafe { &mut *uscf };
+    // SAFETY: the upstream's name and file name live as long as the cycle.
+    let (name, file) = unsafe {
+        (
+            String::from_utf8_lossy(str_bytes(&u.host)).into_owned(),
+            if u.file_name.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(u.file_name.cast())
+                    .to_string_lossy()
+                    .into_owned()
+            },
+        )
+    };
+    let at = format!("in {}:{}", file, u.line);
+    if !u.shm_zone.is_null() {
+        return Err(format!(
+            "upstream \"{name}\" has a \"zone\": shared-memory upstreams are not \
+             supported yet, remove \"zone\" {at}"
+        ));
+    }
+    // SAFETY: as above.
+    if unsafe { super::peers::is_consistent_hash(u) } {
+        return Err(format!(
+            "upstream \"{name}\" uses \"hash ... consistent\", whose ring nginx does not \
+             rebuild for per-worker lists: use \"hash\" without \"consistent\" {at}"
+        ));
+    }
+    if u.peer.data.is_null() {
+        return Err(format!(
+            "upstream \"{name}\" has no round-robin peer list {at}"
+        ));
+    }
+
+    // SAFETY: nginx's list of the upstream, live for the cycle.
+    let source = unsafe { PeerSource::from_list(u.peer.data.cast()) };
+    // SAFETY: as above.
+    let primary = unsafe { (*u.peer.data.cast::<ngx::ffi::ngx_http_upstream_rr_peers_t>()).number };
+    let configured: Vec<Server> = source
+        .servers(primary)
+        .into_iter()
+        .filter(|s| s.name != PLACEHOLDER)
+        .collect();
+    let dump_path = sc
+        .dump_path
+        .clone()
+        .unwrap_or_else(|| format!("/tmp/servers_{name}.conf"));
+    let initial = initial_servers(cf, &name, &dump_path, configured);
+
+    let mut problems = Vec::new();
+    let registry = sc.registry.ok_or("no registry address")?;
+    // SAFETY: per the contract.
+    let up = unsafe { Upstream::install(uscf, conf, dump_path, registry, &initial, &mut problems) };
+    for p in problems {
+        log!(NGX_LOG_ERR, cf.log, "upstream \"{}\": {}", name, p);
+    }
+    u.peer.init = Some(init_peer);
+    sc.runtime = Some(up);
+    Ok(())
+}
+
+/// The list an upstream starts with: the dump file's when there is a usable
+/// one (so a restart works while the registry is down), else the configured
+/// servers, else the down stand-in until the registry answers.
+fn initial_servers(
+    cf: &ngx_conf_t,
+    name: &str,
+    dump_path: &str,
+    configured: Vec<Server>,
+) -> Vec<Server> {
+    match std::fs::read_to_string(dump_path) {
+        Ok(text) => match dump::parse(&text) {
+            Ok(servers) if servers.iter().any(|s| !s.backup) => {
+                log!(
+                    NGX_LOG_NOTICE,
+                    cf.log,
+                    "upstream \"{}\" starts with the {} servers of \"{}\"",
+                    name,
+                    servers.len(),
+                    dump_path
+                );
+                return servers;
+            }
+            Ok(_) => {}
+            Err(e) => log!(
+                NGX_LOG_ERR,
+                cf.log,
+                "upstream \"{}\": ignoring the dump file \"{}\": {}",
+                name,
+                dump_path,
+                e
+            ),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log!(
+            NGX_LOG_ERR,
+            cf.log,
+            "upstream \"{}\": cannot read the dump file \"{}\": {}",
+            name,
+            dump_path,
+            e
+        ),
+    }
+    if !configured.is_empty() {
+        return configured;
+    }
+    vec![Server {
+        name: PLACEHOLDER.into(),
+        weight: 1,
+        max_fails: 1,
+        fail_timeout: 10,
+        down: true,
+        backup: false,
+    }]
+}
+
+/// Calls `f` on every synced upstream of the running cycle.
+///
+/// # Safety
+/// `cycle` must be the running cycle.
+unsafe fn for_each_synced(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&mut Upstream)) {
+    // SAFETY: per the contract.
+    let Some(umcf) = NgxHttpUpstreamModule::main_conf(unsafe { &*cycle }) else {
+        return;
+    };
+    // SAFETY: the running cycle's upstreams.
+    for &uscf in unsafe { upstreams(umcf) } {
+        // SAFETY: as above.
+        if let Some(up) = unsafe { runtime(uscf) } {
+            // SAFETY: a boxed upstream of this process; no other borrow.
+            f(unsafe { &mut *up });
+        }
+    }
+}
+
+/// Workers (or the single process) poll; the master, the cache manager and
+/// the cache loader never do.
+extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: nginx sets these process-wide values before init_process.
+    let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
+    if process != NGX_PROCESS_WORKER as ngx_uint_t && process != NGX_PROCESS_SINGLE as ngx_uint_t {
+        return NGX_OK as ngx_int_t;
+    }
+    let writes_dump = worker == 0;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the running cycle.
+        unsafe { for_each_synced(cycle, |up| up.start(writes_dump)) }
+    }));
+    if r.is_err() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    NGX_OK as ngx_int_t
+}
+
+extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the running cycle.
+        unsafe { for_each_synced(cycle, Upstream::stop) }
+    }));
 }

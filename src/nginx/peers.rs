@@ -1,12 +1,14 @@
 //! Read access to an upstream's round-robin peer lists.
 
+use std::ffi::{c_char, c_void};
 use std::slice;
 
 use ngx::ffi::{
-    ngx_http_upstream_main_conf_t, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t,
-    ngx_http_upstream_srv_conf_t, ngx_str_t,
+    ngx_http_complex_value_t, ngx_http_upstream_main_conf_t, ngx_http_upstream_rr_peers_t,
+    ngx_http_upstream_srv_conf_t, ngx_module_t, ngx_str_t,
 };
 
+use super::generation::{PeerSource, PLACEHOLDER};
 use crate::server::Server;
 use crate::show::UpstreamView;
 
@@ -51,7 +53,7 @@ pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> UpstreamView {
         None
     } else {
         // SAFETY: per the contract above, a non-null peer.data is the list.
-        Some(unsafe { with_rlock(peers, |p| collect(p)) })
+        Some(unsafe { with_rlock(peers, primary_servers) })
     };
     UpstreamView { name, servers }
 }
@@ -81,23 +83,53 @@ unsafe fn with_rlock<T>(
     f(unsafe { &*peers })
 }
 
-fn collect(peers: &ngx_http_upstream_rr_peers_t) -> Vec<Server> {
-    let mut out = Vec::with_capacity(peers.number);
-    let mut peer: *const ngx_http_upstream_rr_peer_t = peers.peer;
-    while !peer.is_null() {
-        // SAFETY: `peer` walks the list's `next` chain, which holds live peers
-        // while the caller keeps the list from changing.
-        let p = unsafe { &*peer };
-        out.push(Server {
-            // SAFETY: a peer's name lives as long as the peer.
-            name: String::from_utf8_lossy(unsafe { str_bytes(&p.name) }).into_owned(),
-            weight: p.weight as i64,
-            max_fails: p.max_fails as u64,
-            fail_timeout: p.fail_timeout as i64,
-            down: p.down != 0,
-            backup: false,
-        });
-        peer = p.next;
+/// The primary servers of a list, without the stand-in of an empty upstream.
+fn primary_servers(peers: &ngx_http_upstream_rr_peers_t) -> Vec<Server> {
+    // SAFETY: the caller keeps the list alive and unchanged while we read.
+    let source = unsafe { PeerSource::from_list(peers) };
+    source
+        .servers(peers.number)
+        .into_iter()
+        .filter(|s| !s.backup && s.name != PLACEHOLDER)
+        .collect()
+}
+
+/// The head of `ngx_http_upstream_hash_srv_conf_t`, private to nginx's hash
+/// module: `points` is set by `hash ... consistent` only.
+#[repr(C)]
+struct HashSrvConf {
+    key: ngx_http_complex_value_t,
+    #[cfg(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone"))]
+    config: ngx::ffi::ngx_uint_t,
+    points: *mut c_void,
+}
+
+extern "C" {
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+}
+
+/// Whether the upstream balances with `hash ... consistent`.
+///
+/// # Safety
+/// `uscf` must be an initialised upstream of the configuration being built.
+pub(crate) unsafe fn is_consistent_hash(uscf: &ngx_http_upstream_srv_conf_t) -> bool {
+    // Looked up at run time: an nginx built without the hash module has none.
+    // SAFETY: RTLD_DEFAULT (null) searches the process's global symbols.
+    let module = unsafe {
+        dlsym(
+            std::ptr::null_mut(),
+            c"ngx_http_upstream_hash_module".as_ptr(),
+        )
     }
-    out
+    .cast::<ngx_module_t>();
+    if module.is_null() || uscf.srv_conf.is_null() {
+        return false;
+    }
+    // SAFETY: every http module has a srv conf slot in every upstream; the
+    // hash module's is its HashSrvConf, whose head is mirrored above for
+    // this nginx version.
+    unsafe {
+        let conf = *uscf.srv_conf.add((*module).ctx_index) as *const HashSrvConf;
+        !conf.is_null() && !(*conf).points.is_null()
+    }
 }

@@ -43,7 +43,9 @@ package Test::Upsync;
 #   >>> reload                         HUP, then wait for the new workers
 #   >>> signal NAME                    send a signal to the nginx master
 #   >>> stop consul|etcd / start ...   stop or restart a registry (same port)
-# A trailing "-chomp" on the action line drops the body's last newline.
+# Blank lines between steps are not part of a body: a trailing "-keep" on the
+# action line keeps them (the next ">>>" line then ends the body), "-chomp"
+# drops the body's last newline.
 # Every "$TEST_NGINX_*" variable in a block is replaced before it runs:
 #   SERVER_PORT, PORT1..PORT9 (free ports for backends), CONSUL_PORT,
 #   ETCD_PORT, DIR (the block's prefix directory), NGINX_VERSION, and any
@@ -449,8 +451,10 @@ sub parse_steps ($) {
     for my $line (split /^/, $text) {
         if ($line =~ /^>>>\s*(.*?)\s*$/) {
             my @words = split ' ', $1;
-            my $chomp = @words && $words[-1] eq '-chomp' ? pop @words : undef;
-            push @steps, { words => \@words, body => '', chomp => $chomp, line => $1 };
+            my %flags;
+            $flags{ pop @words } = 1 while @words && $words[-1] =~ /^-(chomp|keep)$/;
+            push @steps, { words => \@words, body => '', chomp => $flags{-chomp},
+                keep => $flags{-keep}, line => $1 };
             next;
         }
         die "steps must start with a '>>> action' line, got: $line" unless @steps;
@@ -458,7 +462,7 @@ sub parse_steps ($) {
     }
     for (@steps) {
         # Blank lines between steps separate them; they are not part of a body.
-        $_->{body} =~ s/\n\n+\z/\n/;
+        $_->{body} =~ s/\n\n+\z/\n/ unless $_->{keep};
         $_->{body} =~ s/\n\z// if $_->{chomp};
     }
     return @steps;

@@ -1,0 +1,378 @@
+//! The `upsync` directive's arguments, parsed without nginx.
+
+use std::fmt;
+
+/// Which registry API an upstream follows (`upsync_type=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// Consul KV, one key per server under a prefix.
+    Consul,
+    /// Consul catalog: `/v1/catalog/service/<name>`.
+    ConsulServices,
+    /// Consul health: `/v1/health/service/<name>`; failing checks mean `down`.
+    ConsulHealth,
+    /// etcd v2 keys API.
+    Etcd,
+}
+
+impl RegistryKind {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "consul" => Self::Consul,
+            "consul_services" => Self::ConsulServices,
+            "consul_health" => Self::ConsulHealth,
+            "etcd" => Self::Etcd,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Consul => "consul",
+            Self::ConsulServices => "consul_services",
+            Self::ConsulHealth => "consul_health",
+            Self::Etcd => "etcd",
+        }
+    }
+
+    pub fn is_consul(self) -> bool {
+        matches!(
+            self,
+            Self::Consul | Self::ConsulServices | Self::ConsulHealth
+        )
+    }
+}
+
+/// Everything `upsync host[:port]/path name=value...` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpsyncConf {
+    /// `host` or `host:port` as written, for the `Host` header and messages.
+    pub authority: String,
+    /// The host part (brackets kept for IPv6: `[::1]`).
+    pub host: String,
+    pub port: u16,
+    /// The request path, from the first `/`.
+    pub path: String,
+    pub kind: RegistryKind,
+    /// Pause between the end of one poll and the next, in milliseconds.
+    pub interval_ms: u64,
+    /// Bound on one whole poll, in milliseconds.
+    pub timeout_ms: u64,
+    pub strong_dependency: bool,
+    /// Consul ACL token, sent as `X-Consul-Token`; never logged.
+    pub token: Option<String>,
+}
+
+/// Default `upsync_interval`: 5s.
+pub const DEFAULT_INTERVAL_MS: u64 = 5_000;
+/// Default `upsync_timeout`: 6m.
+pub const DEFAULT_TIMEOUT_MS: u64 = 360_000;
+
+/// A mistake in the directive's arguments; the text goes after `upsync: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfError(pub String);
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfError> {
+    Err(ConfError(msg.into()))
+}
+
+/// Parses the arguments after the directive name.
+pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
+    let Some((first, params)) = args.split_first() else {
+        return err("needs the registry address and path");
+    };
+    let (authority, path) = match first.find('/') {
+        Some(i) => (&first[..i], &first[i..]),
+        None => return err(format!("missing path in \"{first}\"")),
+    };
+    let (host, port) = split_host_port(authority)?;
+
+    let mut kind = None;
+    let mut interval_ms = DEFAULT_INTERVAL_MS;
+    let mut timeout_ms = DEFAULT_TIMEOUT_MS;
+    let mut strong_dependency = false;
+    let mut token = None;
+    let mut seen: Vec<&str> = Vec::new();
+
+    for param in params {
+        let Some((name, value)) = param.split_once('=') else {
+            return err(format!("invalid parameter \"{param}\""));
+        };
+        if seen.contains(&name) {
+            return err(format!("duplicate parameter \"{name}\""));
+        }
+        seen.push(name);
+        match name {
+            "upsync_type" => match RegistryKind::from_name(value) {
+                Some(k) => kind = Some(k),
+                None => {
+                    return err(format!(
+                        "unknown upsync_type \"{value}\" (expected consul, consul_services, \
+                         consul_health or etcd)"
+                    ))
+                }
+            },
+            "upsync_interval" => interval_ms = time_param(name, value)?,
+            "upsync_timeout" => {
+                timeout_ms = time_param(name, value)?;
+                if timeout_ms < 1000 {
+                    return err(format!("upsync_timeout \"{value}\" is shorter than 1s"));
+                }
+            }
+            "strong_dependency" => {
+                strong_dependency = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => {
+                        return err(format!(
+                            "strong_dependency must be on or off, not \"{value}\""
+                        ))
+                    }
+                }
+            }
+            "upsync_token" => {
+                if value.is_empty() {
+                    return err("empty upsync_token");
+                }
+                token = Some(value.to_string());
+            }
+            // Never echo the value: it may be a secret.
+            _ => return err(format!("unknown parameter \"{name}\"")),
+        }
+    }
+
+    let Some(kind) = kind else {
+        return err("upsync_type is required");
+    };
+    if token.is_some() && !kind.is_consul() {
+        return err("upsync_token is for the consul types only");
+    }
+    Ok(UpsyncConf {
+        authority: authority.to_string(),
+        host,
+        port,
+        path: path.to_string(),
+        kind,
+        interval_ms,
+        timeout_ms,
+        strong_dependency,
+        token,
+    })
+}
+
+fn time_param(name: &str, value: &str) -> Result<u64, ConfError> {
+    match parse_time_ms(value) {
+        Some(ms) => Ok(ms),
+        None => err(format!("invalid {name} \"{value}\"")),
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; port defaults to 80.
+fn split_host_port(authority: &str) -> Result<(String, u16), ConfError> {
+    if authority.is_empty() {
+        return err("missing registry host");
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let Some(end) = rest.find(']') else {
+            return err(format!("invalid registry address \"{authority}\""));
+        };
+        let after = &rest[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return err(format!("invalid registry address \"{authority}\"")),
+        };
+        (&authority[..end + 2], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return err(format!("missing registry host in \"{authority}\""));
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return err(format!("invalid port in \"{authority}\"")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// nginx time syntax: `500ms`, `5s`, `6m`, `1h`, `1m30s`, `2d`, a bare number
+/// of seconds. Returns milliseconds.
+pub fn parse_time_ms(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let mut total: u64 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return None;
+        }
+        let n: u64 = s[start..i].parse().ok()?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let scale = match &s[unit_start..i] {
+            "ms" => 1,
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "M" => 30 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return None,
+        };
+        // A bare number is only allowed alone, as in nginx.
+        if unit_start == i && (start != 0 || i != bytes.len()) {
+            return None;
+        }
+        total = total.checked_add(n.checked_mul(scale)?)?;
+    }
+    Some(total)
+}
+
+/// `upsync_lb`: accepted for compatibility with the C module's configs.
+pub fn valid_lb(value: &str) -> bool {
+    matches!(
+        value,
+        "roundrobin" | "ip_hash" | "least_conn" | "hash_modula" | "hash_ketama"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<UpsyncConf, ConfError> {
+        parse_upsync(&s.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_of_the_c_module() {
+        let c = parse("127.0.0.1:8500/v1/kv/upstreams/test/ upsync_type=consul").unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, 8500);
+        assert_eq!(c.authority, "127.0.0.1:8500");
+        assert_eq!(c.path, "/v1/kv/upstreams/test/");
+        assert_eq!(c.kind, RegistryKind::Consul);
+        assert_eq!(c.interval_ms, 5_000);
+        assert_eq!(c.timeout_ms, 360_000);
+        assert!(!c.strong_dependency);
+        assert_eq!(c.token, None);
+    }
+
+    #[test]
+    fn every_parameter() {
+        let c = parse(
+            "consul.local/v1/health/service/web?passing upsync_type=consul_health \
+             upsync_interval=500ms upsync_timeout=1m30s strong_dependency=on upsync_token=s3",
+        )
+        .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("consul.local", 80));
+        assert_eq!(c.path, "/v1/health/service/web?passing");
+        assert_eq!(c.kind, RegistryKind::ConsulHealth);
+        assert_eq!((c.interval_ms, c.timeout_ms), (500, 90_000));
+        assert!(c.strong_dependency);
+        assert_eq!(c.token.as_deref(), Some("s3"));
+    }
+
+    #[test]
+    fn ipv6_registry() {
+        let c = parse("[::1]:2379/v2/keys/upstreams/test upsync_type=etcd").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("[::1]", 2379));
+        let c = parse("[::1]/v2/keys/x upsync_type=etcd").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("[::1]", 80));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = |s: &str| parse(s).unwrap_err().0;
+        assert_eq!(
+            e("127.0.0.1:8500 upsync_type=consul"),
+            "missing path in \"127.0.0.1:8500\""
+        );
+        assert_eq!(
+            e("127.0.0.1:99999/v1/kv/x upsync_type=consul"),
+            "invalid port in \"127.0.0.1:99999\""
+        );
+        assert_eq!(
+            e("127.0.0.1:/v1/kv/x upsync_type=consul"),
+            "invalid port in \"127.0.0.1:\""
+        );
+        assert_eq!(e("/v1/kv/x upsync_type=consul"), "missing registry host");
+        assert!(e("h/p upsync_type=zk").starts_with("unknown upsync_type \"zk\""));
+        assert_eq!(e("h/p"), "upsync_type is required");
+        assert_eq!(
+            e("h/p upsync_type=consul foo=bar"),
+            "unknown parameter \"foo\""
+        );
+        assert_eq!(e("h/p upsync_type=consul foo"), "invalid parameter \"foo\"");
+        assert_eq!(
+            e("h/p upsync_type=consul upsync_interval=5x"),
+            "invalid upsync_interval \"5x\""
+        );
+        assert_eq!(
+            e("h/p upsync_type=consul upsync_timeout=soon"),
+            "invalid upsync_timeout \"soon\""
+        );
+        assert_eq!(
+            e("h/p upsync_type=consul upsync_timeout=500ms"),
+            "upsync_timeout \"500ms\" is shorter than 1s"
+        );
+        assert_eq!(
+            e("h/p upsync_type=consul upsync_type=etcd"),
+            "duplicate parameter \"upsync_type\""
+        );
+        assert_eq!(
+            e("h/p upsync_type=consul strong_dependency=yes"),
+            "strong_dependency must be on or off, not \"yes\""
+        );
+        assert_eq!(
+            e("h/p upsync_type=etcd upsync_token=x"),
+            "upsync_token is for the consul types only"
+        );
+        assert_eq!(e(""), "needs the registry address and path");
+    }
+
+    #[test]
+    fn nginx_time_syntax() {
+        assert_eq!(parse_time_ms("500ms"), Some(500));
+        assert_eq!(parse_time_ms("5s"), Some(5_000));
+        assert_eq!(parse_time_ms("5"), Some(5_000));
+        assert_eq!(parse_time_ms("6m"), Some(360_000));
+        assert_eq!(parse_time_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_time_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_time_ms("1m30"), None);
+        assert_eq!(parse_time_ms(""), None);
+        assert_eq!(parse_time_ms("s"), None);
+        assert_eq!(parse_time_ms("-1s"), None);
+        assert_eq!(parse_time_ms("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn lb_values() {
+        assert!(valid_lb("hash_ketama"));
+        assert!(!valid_lb("random"));
+    }
+}

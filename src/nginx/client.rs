@@ -1,0 +1,325 @@
+//! The one HTTP client of the module: a nonblocking HTTP/1.1 exchange on the
+//! worker's event loop (nginx's own connect, send and recv), shared by every
+//! registry type. One request per connection; the response is parsed by
+//! [`crate::http::ResponseParser`].
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use ngx::ffi::{
+    ngx_close_connection, ngx_connection_log_error_e_NGX_ERROR_ERR as NGX_ERROR_ERR,
+    ngx_connection_t, ngx_cycle, ngx_del_timer, ngx_event_connect_peer, ngx_event_get_peer,
+    ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_msec_t, ngx_peer_connection_t,
+    ngx_str_t, NGX_AGAIN, NGX_LOG_ALERT, NGX_OK,
+};
+
+use super::generation::SockAddr;
+use super::log;
+use crate::http::{ParseError, ResponseParser};
+
+/// How an exchange failed.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    Connect,
+    TimedOut(&'static str),
+    Send,
+    Recv,
+    Parse(ParseError),
+    /// The worker is shutting down and asked idle connections to close.
+    Closing,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect => f.write_str("cannot connect"),
+            Self::TimedOut(what) => write!(f, "{what} timed out"),
+            Self::Send => f.write_str("send failed"),
+            Self::Recv => f.write_str("recv failed"),
+            Self::Parse(e) => write!(f, "bad response: {e}"),
+            Self::Closing => f.write_str("closed for shutdown"),
+        }
+    }
+}
+
+/// The owner of a [`Fetch`]: told when the exchange ends.
+pub(crate) trait FetchOwner {
+    fn fetch(&mut self) -> &mut Fetch;
+    /// The exchange ended; the connection is already closed.
+    fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>);
+}
+
+/// One exchange with a registry at a time.
+pub(crate) struct Fetch {
+    addr: SockAddr,
+    /// The registry's `host:port`, for nginx's own connection messages.
+    name: Box<[u8]>,
+    name_str: ngx_str_t,
+    pc: ngx_peer_connection_t,
+    request: Vec<u8>,
+    sent: usize,
+    parser: Option<ResponseParser>,
+    connect_timeout: ngx_msec_t,
+    read_timeout: ngx_msec_t,
+}
+
+impl Fetch {
+    pub(crate) fn new(addr: SockAddr, name: &str) -> Self {
+        Fetch {
+            addr,
+            name: name.as_bytes().into(),
+            name_str: ngx_str_t {
+                len: 0,
+                data: ptr::null_mut(),
+            },
+            // SAFETY: all-zero is the initial state nginx expects of a peer
+            // connection (its users ngx_pcalloc it).
+            pc: unsafe { std::mem::zeroed() },
+            request: Vec::new(),
+            sent: 0,
+            parser: None,
+            connect_timeout: 0,
+            read_timeout: 0,
+        }
+    }
+
+    /// Starts sending `request`; the owner's `fetch_done` is called when the
+    /// response is complete or the exchange failed (possibly before this
+    /// returns, on an immediate failure).
+    ///
+    /// # Safety
+    /// `owner` must stay at its address until `fetch_done` or [`Fetch::close`].
+    pub(crate) unsafe fn start<T: FetchOwner>(
+        owner: *mut T,
+        request: Vec<u8>,
+        max_body: usize,
+        connect_timeout: ngx_msec_t,
+        read_timeout: ngx_msec_t,
+    ) {
+        // SAFETY: per the contract, `owner` is live and not borrowed elsewhere.
+        let f = unsafe { (*owner).fetch() };
+        f.close();
+        f.request = request;
+        f.sent = 0;
+        f.parser = Some(ResponseParser::new(max_body, false));
+        f.connect_timeout = connect_timeout;
+        f.read_timeout = read_timeout;
+        f.name_str = ngx_str_t {
+            len: f.name.len(),
+            data: f.name.as_ptr().cast_mut(),
+        };
+        // SAFETY: all-zero, then the fields ngx_event_connect_peer reads.
+        f.pc = unsafe { std::mem::zeroed() };
+        f.pc.sockaddr = f.addr.as_ptr();
+        f.pc.socklen = f.addr.len();
+        f.pc.name = &mut f.name_str;
+        f.pc.get = Some(ngx_event_get_peer);
+        // SAFETY: the running cycle's log outlives the worker's connections.
+        f.pc.log = unsafe { (*ngx_cycle).log };
+        f.pc.set_log_error(NGX_ERROR_ERR);
+
+        // SAFETY: `pc` is filled in as nginx's upstream code fills it.
+        let rc = unsafe { ngx_event_connect_peer(&mut f.pc) };
+        let c = f.pc.connection;
+        if c.is_null() || (rc != NGX_OK as isize && rc != NGX_AGAIN as isize) {
+            f.close();
+            // SAFETY: `owner` is live; `f` is no longer used.
+            unsafe { (*owner).fetch_done(Err(FetchError::Connect)) };
+            return;
+        }
+        // SAFETY: `c` is the fresh connection nginx just set up for us.
+        unsafe {
+            (*c).data = owner.cast();
+            (*(*c).read).handler = Some(on_read::<T>);
+            (*(*c).write).handler = Some(on_write::<T>);
+            // Pending long polls must not hold a worker that is shutting down.
+            (*(*c).read).set_cancelable(1);
+            (*(*c).write).set_cancelable(1);
+        }
+        if rc == NGX_AGAIN as isize {
+            // SAFETY: a live connection's write event.
+            unsafe { ngx::ffi::ngx_add_timer((*c).write, connect_timeout) };
+            return;
+        }
+        // SAFETY: `owner` is live; connected at once: send now.
+        unsafe { drive(owner, c, false) };
+    }
+
+    /// Closes the connection, if any, without telling the owner.
+    pub(crate) fn close(&mut self) {
+        let c = self.pc.connection;
+        if !c.is_null() {
+            self.pc.connection = ptr::null_mut();
+            // SAFETY: `c` is our live connection; closing deletes its timers
+            // and events.
+            unsafe { ngx_close_connection(c) };
+        }
+    }
+}
+
+unsafe extern "C" fn on_write<T: FetchOwner>(ev: *mut ngx_event_t) {
+    // SAFETY: nginx calls connection handlers with a live event whose data
+    // is the connection, and the connection's data is our owner.
+    unsafe {
+        let c = (*ev).data.cast::<ngx_connection_t>();
+        guarded((*c).data.cast::<T>(), c, false);
+    }
+}
+
+unsafe extern "C" fn on_read<T: FetchOwner>(ev: *mut ngx_event_t) {
+    // SAFETY: as in `on_write`.
+    unsafe {
+        let c = (*ev).data.cast::<ngx_connection_t>();
+        guarded((*c).data.cast::<T>(), c, true);
+    }
+}
+
+unsafe extern "C" fn on_nothing(_ev: *mut ngx_event_t) {}
+
+/// Runs the exchange, and never lets a panic unwind into nginx.
+unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bool) {
+    // SAFETY: forwarded from the handler's contract.
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe { drive(owner, c, read) }));
+    if r.is_err() {
+        // SAFETY: the cycle log is live in a worker.
+        log!(
+            NGX_LOG_ALERT,
+            unsafe { (*ngx_cycle).log },
+            "registry client panicked"
+        );
+        // SAFETY: `owner` is live; drop the connection, report a failure.
+        unsafe {
+            (*owner).fetch().close();
+            (*owner).fetch_done(Err(FetchError::Recv));
+        }
+    }
+}
+
+enum Step {
+    Pending,
+    Done(Result<ResponseParser, FetchError>),
+}
+
+/// # Safety
+/// `owner` and its live connection `c`.
+unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bool) {
+    // SAFETY: per the contract; the borrow ends before `fetch_done`.
+    let step = unsafe {
+        let f = (*owner).fetch();
+        if read {
+            f.on_read(c)
+        } else {
+            f.on_write(c)
+        }
+    };
+    if let Step::Done(result) = step {
+        // SAFETY: as above.
+        unsafe {
+            (*owner).fetch().close();
+            (*owner).fetch_done(result);
+        }
+    }
+}
+
+impl Fetch {
+    /// # Safety
+    /// `c` is this fetch's live connection.
+    unsafe fn on_write(&mut self, c: *mut ngx_connection_t) -> Step {
+        // SAFETY: per the contract, throughout.
+        unsafe {
+            let wev = (*c).write;
+            if (*wev).timedout() != 0 {
+                let what = if self.sent == 0 { "connect" } else { "send" };
+                return Step::Done(Err(FetchError::TimedOut(what)));
+            }
+            let Some(send) = (*c).send else {
+                return Step::Done(Err(FetchError::Send));
+            };
+            while self.sent < self.request.len() {
+                let rest = &self.request[self.sent..];
+                let n = send(c, rest.as_ptr().cast_mut(), rest.len());
+                if n > 0 {
+                    self.sent += n as usize;
+                } else if n == NGX_AGAIN as isize {
+                    if ngx_handle_write_event(wev, 0) != NGX_OK as isize {
+                        return Step::Done(Err(FetchError::Send));
+                    }
+                    if (*wev).timer_set() == 0 {
+                        ngx::ffi::ngx_add_timer(wev, self.connect_timeout);
+                    }
+                    return Step::Pending;
+                } else if self.sent == 0 {
+                    // A nonblocking connect reports its failure here.
+                    return Step::Done(Err(FetchError::Connect));
+                } else {
+                    return Step::Done(Err(FetchError::Send));
+                }
+            }
+            // Sent: from now on only reading matters, within the read timeout,
+            // and the connection waits idle (nginx closes idle connections
+            // through their read handler when the worker shuts down).
+            if (*wev).timer_set() != 0 {
+                ngx_del_timer(wev);
+            }
+            (*wev).handler = Some(on_nothing);
+            (*c).set_idle(1);
+            ngx::ffi::ngx_add_timer((*c).read, self.read_timeout);
+            self.on_read(c)
+        }
+    }
+
+    /// # Safety
+    /// `c` is this fetch's live connection.
+    unsafe fn on_read(&mut self, c: *mut ngx_connection_t) -> Step {
+        // SAFETY: per the contract, throughout.
+        unsafe {
+            let rev = (*c).read;
+            if (*c).close() != 0 {
+                return Step::Done(Err(FetchError::Closing));
+            }
+            if (*rev).timedout() != 0 {
+                return Step::Done(Err(FetchError::TimedOut("read")));
+            }
+            if self.sent < self.request.len() {
+                // Readable before the request went out: wait for the writer.
+                return Step::Pending;
+            }
+            let Some(recv) = (*c).recv else {
+                return Step::Done(Err(FetchError::Recv));
+            };
+            let Some(parser) = self.parser.as_mut() else {
+                return Step::Done(Err(FetchError::Recv));
+            };
+            let mut buf = [0u8; 16384];
+            loop {
+                let n = recv(c, buf.as_mut_ptr(), buf.len());
+                if n > 0 {
+                    match parser.feed(&buf[..n as usize]) {
+                        Ok(true) => return Step::Done(Ok(self.take_parser())),
+                        Ok(false) => continue,
+                        Err(e) => return Step::Done(Err(FetchError::Parse(e))),
+                    }
+                } else if n == 0 {
+                    return Step::Done(match parser.finish() {
+                        Ok(()) => Ok(self.take_parser()),
+                        Err(e) => Err(FetchError::Parse(e)),
+                    });
+                } else if n == NGX_AGAIN as isize {
+                    if ngx_handle_read_event(rev, 0) != NGX_OK as isize {
+                        return Step::Done(Err(FetchError::Recv));
+                    }
+                    return Step::Pending;
+                } else {
+                    return Step::Done(Err(FetchError::Recv));
+                }
+            }
+        }
+    }
+
+    fn take_parser(&mut self) -> ResponseParser {
+        self.parser
+            .take()
+            .unwrap_or_else(|| ResponseParser::new(0, false))
+    }
+}

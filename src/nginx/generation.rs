@@ -1,0 +1,379 @@
+//! Per-worker round-robin peer lists that can be replaced while requests are
+//! in flight.
+//!
+//! A change never edits a list that requests may hold. It builds a new list
+//! (a [`Generation`]) and points `uscf->peer.data` at it; requests that started
+//! on an older generation keep using theirs until they end. Each request
+//! counts a reference on the generation it started on (our wrapper of the
+//! upstream's `peer.init` takes it, a cleanup of the request's pool drops it),
+//! and a retired generation is freed when its last request ends. So no peer a
+//! request holds is ever freed, and every request's `tried` bitmap was sized
+//! from the very list it walks, however much the list grows or shrinks.
+
+use std::ffi::c_void;
+use std::mem;
+use std::net::SocketAddr;
+use std::ptr;
+
+use ngx::ffi::{
+    ngx_http_request_t, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t, ngx_int_t,
+    ngx_pool_cleanup_add, ngx_str_t, sockaddr, socklen_t, time_t,
+};
+
+use super::peers::str_bytes;
+use crate::server::Server;
+
+/// The name of the stand-in peer of an upstream that has no server yet: it
+/// is `down`, so requests get 502 until the registry answers, and it is not
+/// an address, so it never matches a registry server.
+pub(crate) const PLACEHOLDER: &str = "upsync:no-servers-yet";
+
+/// An address in the form nginx keeps in a peer.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct SockAddr {
+    storage: libc_sockaddr_storage,
+    len: socklen_t,
+}
+
+/// `struct sockaddr_storage`: 128 bytes, aligned for any address family.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct libc_sockaddr_storage([u8; 128]);
+
+impl SockAddr {
+    pub(crate) fn from_socket_addr(addr: SocketAddr) -> Self {
+        let mut storage = libc_sockaddr_storage([0; 128]);
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                // struct sockaddr_in: family, port (network order), address.
+                let family = (AF_INET as u16).to_ne_bytes();
+                storage.0[0..2].copy_from_slice(&family);
+                storage.0[2..4].copy_from_slice(&a.port().to_be_bytes());
+                storage.0[4..8].copy_from_slice(&a.ip().octets());
+                16
+            }
+            SocketAddr::V6(a) => {
+                // struct sockaddr_in6: family, port, flowinfo, address, scope id.
+                let family = (AF_INET6 as u16).to_ne_bytes();
+                storage.0[0..2].copy_from_slice(&family);
+                storage.0[2..4].copy_from_slice(&a.port().to_be_bytes());
+                storage.0[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+                storage.0[8..24].copy_from_slice(&a.ip().octets());
+                storage.0[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+                28
+            }
+        };
+        SockAddr { storage, len }
+    }
+
+    /// Copies an address nginx resolved (any family, unix sockets included).
+    ///
+    /// # Safety
+    /// `sa` must point to `len` readable bytes.
+    pub(crate) unsafe fn copy_from(sa: *const sockaddr, len: socklen_t) -> Option<Self> {
+        let n = len as usize;
+        if sa.is_null() || n > 128 {
+            return None;
+        }
+        let mut storage = libc_sockaddr_storage([0; 128]);
+        // SAFETY: the caller guarantees `len` readable bytes; n <= 128.
+        unsafe { ptr::copy_nonoverlapping(sa.cast::<u8>(), storage.0.as_mut_ptr(), n) };
+        Some(SockAddr { storage, len })
+    }
+
+    pub(crate) fn as_ptr(&mut self) -> *mut sockaddr {
+        self.storage.0.as_mut_ptr().cast()
+    }
+
+    pub(crate) fn len(&self) -> socklen_t {
+        self.len
+    }
+}
+
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
+
+/// One peer's backing storage: the address and the name the peer points to.
+struct PeerStore {
+    addr: SockAddr,
+    name: Box<[u8]>,
+}
+
+/// A complete peer list: primary and backup round-robin lists, the storage
+/// they point into, and the model they were built from.
+pub(crate) struct Generation {
+    primary: ngx_http_upstream_rr_peers_t,
+    backup: ngx_http_upstream_rr_peers_t,
+    peers: Vec<ngx_http_upstream_rr_peer_t>,
+    store: Vec<PeerStore>,
+    /// The servers of this list, primary and backup, in list order.
+    pub(crate) servers: Vec<Server>,
+    /// Requests that started on this generation and have not ended.
+    refs: usize,
+    /// No longer the upstream's current list: free it when `refs` is 0.
+    retired: bool,
+}
+
+/// What a new list copies from the list it replaces, for a server of the
+/// same name: the address nginx resolved and the peer's runtime state.
+pub(crate) struct PeerSource<'a> {
+    peers: Vec<&'a ngx_http_upstream_rr_peer_t>,
+}
+
+impl<'a> PeerSource<'a> {
+    /// # Safety
+    /// `list` must point to a live round-robin list (with its backup list in
+    /// `next`) that outlives the returned value.
+    pub(crate) unsafe fn from_list(list: *const ngx_http_upstream_rr_peers_t) -> Self {
+        let mut peers = Vec::new();
+        let mut l = list;
+        while !l.is_null() {
+            // SAFETY: per the contract, `l` and its peers are live.
+            let mut p = unsafe { (*l).peer } as *const ngx_http_upstream_rr_peer_t;
+            while !p.is_null() {
+                // SAFETY: as above.
+                let peer = unsafe { &*p };
+                peers.push(peer);
+                p = peer.next;
+            }
+            // SAFETY: as above.
+            l = unsafe { (*l).next };
+        }
+        PeerSource { peers }
+    }
+
+    fn find(&self, name: &str) -> Option<&'a ngx_http_upstream_rr_peer_t> {
+        self.peers
+            .iter()
+            // SAFETY: a peer's name lives as long as the peer.
+            .find(|p| unsafe { str_bytes(&p.name) } == name.as_bytes())
+            .copied()
+    }
+
+    /// Every server of the list, in list order (primary then backup).
+    pub(crate) fn servers(&self, primary_count: usize) -> Vec<Server> {
+        self.peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Server {
+                // SAFETY: a peer's name lives as long as the peer.
+                name: String::from_utf8_lossy(unsafe { str_bytes(&p.name) }).into_owned(),
+                weight: p.weight as i64,
+                max_fails: p.max_fails as u64,
+                fail_timeout: p.fail_timeout,
+                down: p.down != 0,
+                backup: i >= primary_count,
+            })
+            .collect()
+    }
+}
+
+impl Generation {
+    /// Builds the lists for `servers`. Addresses and runtime state come from
+    /// `from` for the servers it has; others must be `ip:port` names.
+    /// A server whose address cannot be had is left out and reported.
+    pub(crate) fn build(
+        servers: &[Server],
+        from: &PeerSource<'_>,
+        upstream_name: *mut ngx_str_t,
+        problems: &mut Vec<String>,
+    ) -> Box<Generation> {
+        let mut kept: Vec<Server> = Vec::with_capacity(servers.len());
+        let mut store: Vec<PeerStore> = Vec::with_capacity(servers.len());
+        let mut sources: Vec<Option<&ngx_http_upstream_rr_peer_t>> = Vec::new();
+        // Primary servers first, then backups: each list is contiguous.
+        for server in servers
+            .iter()
+            .filter(|s| !s.backup)
+            .chain(servers.iter().filter(|s| s.backup))
+        {
+            let source = from.find(&server.name);
+            let addr = match source {
+                // SAFETY: a live peer's sockaddr has socklen readable bytes.
+                Some(p) => unsafe { SockAddr::copy_from(p.sockaddr, p.socklen) },
+                None if server.name == PLACEHOLDER => Some(SockAddr::from_socket_addr(
+                    SocketAddr::from(([127, 0, 0, 1], 1)),
+                )),
+                None => server
+                    .name
+                    .parse::<SocketAddr>()
+                    .ok()
+                    .map(SockAddr::from_socket_addr),
+            };
+            let Some(addr) = addr else {
+                problems.push(format!(
+                    "server \"{}\" is not an address, skipped",
+                    server.name
+                ));
+                continue;
+            };
+            store.push(PeerStore {
+                addr,
+                name: server.name.as_bytes().into(),
+            });
+            sources.push(source);
+            kept.push(server.clone());
+        }
+
+        let mut gen = Box::new(Generation {
+            // SAFETY: all-zero is a valid value of these C structs (null
+            // pointers, zero counters), as nginx's own pcalloc relies on.
+            primary: unsafe { mem::zeroed() },
+            backup: unsafe { mem::zeroed() },
+            peers: Vec::with_capacity(kept.len()),
+            store,
+            servers: kept,
+            refs: 0,
+            retired: false,
+        });
+
+        let g = &mut *gen;
+        for ((server, st), source) in g.servers.iter().zip(g.store.iter_mut()).zip(&sources) {
+            // SAFETY: as above, all-zero is a valid peer.
+            let mut peer: ngx_http_upstream_rr_peer_t = unsafe { mem::zeroed() };
+            peer.sockaddr = st.addr.as_ptr();
+            peer.socklen = st.addr.len();
+            peer.name = ngx_str_t {
+                len: st.name.len(),
+                data: st.name.as_ptr().cast_mut(),
+            };
+            peer.server = peer.name;
+            peer.weight = server.weight as ngx_int_t;
+            peer.effective_weight = peer.weight;
+            peer.max_fails = server.max_fails as _;
+            peer.fail_timeout = server.fail_timeout as time_t;
+            peer.down = server.down as _;
+            if let Some(old) = source {
+                // Failure accounting and limits carry over; connection counts
+                // stay with the old peer, which its requests release.
+                peer.fails = old.fails;
+                peer.accessed = old.accessed;
+                peer.checked = old.checked;
+                peer.max_conns = old.max_conns;
+                peer.slow_start = old.slow_start;
+                peer.start_time = old.start_time;
+            }
+            // Smooth weighted round robin restarts from zero on every list:
+            // carried-over current weights would no longer sum to zero.
+            g.peers.push(peer);
+        }
+
+        let n_primary = g.servers.iter().filter(|s| !s.backup).count();
+        // Link the peers: the Vec is at its final capacity, so these pointers
+        // stay valid as long as the generation.
+        let base = g.peers.as_mut_ptr();
+        let total = g.peers.len();
+        for i in 0..total {
+            let next = if i + 1 == n_primary || i + 1 == total {
+                ptr::null_mut()
+            } else {
+                // SAFETY: i + 1 < total: inside the Vec.
+                unsafe { base.add(i + 1) }
+            };
+            g.peers[i].next = next;
+        }
+        let (primary, backup) = g.peers.split_at_mut(n_primary);
+        fill_list(&mut g.primary, primary, upstream_name);
+        fill_list(&mut g.backup, backup, upstream_name);
+        if !backup.is_empty() {
+            g.primary.next = &mut g.backup;
+        }
+        gen
+    }
+
+    /// The pointer that goes into `uscf->peer.data`.
+    pub(crate) fn list(&mut self) -> *mut ngx_http_upstream_rr_peers_t {
+        &mut self.primary
+    }
+
+    pub(crate) fn primary_count(&self) -> usize {
+        self.primary.number
+    }
+
+    /// Marks a replaced generation; frees it now if no request holds it.
+    ///
+    /// # Safety
+    /// `gen` must come from `Box::into_raw` and not be used by the caller
+    /// afterwards.
+    pub(crate) unsafe fn retire(gen: *mut Generation) {
+        // SAFETY: per the contract, `gen` is a live boxed generation.
+        unsafe {
+            (*gen).retired = true;
+            if (*gen).refs == 0 {
+                drop(Box::from_raw(gen));
+            }
+        }
+    }
+
+    /// Counts a request on `gen` until the request's pool is destroyed.
+    ///
+    /// # Safety
+    /// `gen` must be a live boxed generation and `r` a live request.
+    pub(crate) unsafe fn hold(gen: *mut Generation, r: *mut ngx_http_request_t) -> Result<(), ()> {
+        // SAFETY: `r` is live; its pool outlives every use of its peers.
+        let cln = unsafe { ngx_pool_cleanup_add((*r).pool, 0) };
+        if cln.is_null() {
+            return Err(());
+        }
+        // SAFETY: `cln` is a fresh cleanup record; `gen` is live.
+        unsafe {
+            (*cln).handler = Some(release);
+            (*cln).data = gen.cast();
+            (*gen).refs += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        #[cfg(ngx_feature = "http_ssl")]
+        for peer in &self.peers {
+            if !peer.ssl_session.is_null() {
+                // SAFETY: in a private (non-zone) list, `ssl_session` is an
+                // SSL_SESSION this peer owns; nginx frees the one it replaces
+                // the same way (ngx_ssl_free_session is SSL_SESSION_free).
+                unsafe { SSL_SESSION_free(peer.ssl_session) };
+            }
+        }
+    }
+}
+
+#[cfg(ngx_feature = "http_ssl")]
+extern "C" {
+    fn SSL_SESSION_free(session: *mut c_void);
+}
+
+/// Pool cleanup of a request: drops its reference on a generation.
+unsafe extern "C" fn release(data: *mut c_void) {
+    let gen = data.cast::<Generation>();
+    // SAFETY: `data` is the generation `hold` counted; it is alive while
+    // refs > 0, and only this process touches it.
+    unsafe {
+        (*gen).refs -= 1;
+        if (*gen).refs == 0 && (*gen).retired {
+            drop(Box::from_raw(gen));
+        }
+    }
+}
+
+/// Fills a list header for `peers`, with the counters nginx's round-robin
+/// init computes: number, total weight, tries (servers not down), weighted,
+/// single.
+fn fill_list(
+    list: &mut ngx_http_upstream_rr_peers_t,
+    peers: &mut [ngx_http_upstream_rr_peer_t],
+    name: *mut ngx_str_t,
+) {
+    let n = peers.len();
+    let w: usize = peers.iter().map(|p| p.weight as usize).sum();
+    let t = peers.iter().filter(|p| p.down == 0).count();
+    list.number = n;
+    list.total_weight = w;
+    list.tries = t;
+    list.set_weighted((w != n) as _);
+    list.set_single((n == 1) as _);
+    list.name = name;
+    list.peer = peers.first_mut().map_or(ptr::null_mut(), |p| p as *mut _);
+}

@@ -1,0 +1,470 @@
+//! One synced upstream in one process: its current peer list, its registry
+//! poll loop, and the apply path that every registry type shares.
+
+use std::ffi::c_void;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use ngx::ffi::{
+    ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_request_t,
+    ngx_http_upstream_init_peer_pt, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_log_t, ngx_msec_t,
+    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    NGX_OK,
+};
+
+use super::client::{Fetch, FetchError, FetchOwner};
+use super::generation::{Generation, PeerSource, SockAddr};
+use super::log;
+use crate::apply::{merge, Outcome};
+use crate::conf::{RegistryKind, UpsyncConf};
+use crate::dump;
+use crate::http::{build_request, ResponseParser};
+use crate::registry::consul::{self, IndexState};
+use crate::registry::Parsed;
+use crate::server::Server;
+
+/// Registry answers larger than this are refused with an error.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Bound on connecting to the registry and sending the request.
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+pub(crate) struct Upstream {
+    uscf: *mut ngx_http_upstream_srv_conf_t,
+    /// The upstream's name, for messages.
+    name: String,
+    conf: UpsyncConf,
+    registry: SocketAddr,
+    dump_path: String,
+    /// The list requests use now (`uscf->peer.data` points into it).
+    current: *mut Generation,
+    /// The balancer's own `peer.init`, which our wrapper calls.
+    pub(crate) original_init_peer: ngx_http_upstream_init_peer_pt,
+    /// The first change that adds or removes servers reverses the list once.
+    reversed: bool,
+    index: IndexState,
+    /// Only one process writes the dump file.
+    writes_dump: bool,
+    timer: ngx_event_t,
+    fetch: Fetch,
+    started: bool,
+}
+
+impl Upstream {
+    /// Takes over `uscf` with a first generation built from `initial`.
+    ///
+    /// # Safety
+    /// `uscf` must be a live upstream whose `peer.data` is a round-robin list.
+    pub(crate) unsafe fn install(
+        uscf: *mut ngx_http_upstream_srv_conf_t,
+        conf: UpsyncConf,
+        dump_path: String,
+        registry: SocketAddr,
+        initial: &[Server],
+        problems: &mut Vec<String>,
+    ) -> Box<Upstream> {
+        // SAFETY: per the contract.
+        let u = unsafe { &mut *uscf };
+        // SAFETY: the host string lives as long as the cycle.
+        let name =
+            String::from_utf8_lossy(unsafe { super::peers::str_bytes(&u.host) }).into_owned();
+        // SAFETY: nginx's list is live for the cycle's lifetime.
+        let source = unsafe { PeerSource::from_list(u.peer.data.cast()) };
+        let gen = Box::into_raw(Generation::build(initial, &source, &mut u.host, problems));
+        // SAFETY: `gen` is a fresh live generation.
+        u.peer.data = unsafe { (*gen).list() }.cast();
+        let fetch = Fetch::new(SockAddr::from_socket_addr(registry), &conf.authority);
+        Box::new(Upstream {
+            uscf,
+            name,
+            conf,
+            registry,
+            dump_path,
+            current: gen,
+            original_init_peer: u.peer.init,
+            reversed: false,
+            index: IndexState::default(),
+            writes_dump: false,
+            // SAFETY: all-zero is the initial state of an nginx event.
+            timer: unsafe { std::mem::zeroed() },
+            fetch,
+            started: false,
+        })
+    }
+
+    /// The generation requests start on now.
+    pub(crate) fn current(&self) -> *mut Generation {
+        self.current
+    }
+
+    /// Starts polling in this worker. `writes_dump`: this process owns the
+    /// dump file.
+    pub(crate) fn start(&mut self, writes_dump: bool) {
+        self.writes_dump = writes_dump;
+        self.started = true;
+        if self.conf.strong_dependency {
+            self.pull_before_serving();
+        }
+        let me: *mut Upstream = self;
+        self.timer.handler = Some(on_timer);
+        self.timer.data = me.cast::<c_void>();
+        self.timer.log = cycle_log();
+        self.timer.set_cancelable(1);
+        self.schedule(0);
+    }
+
+    /// Stops polling: the worker is exiting.
+    pub(crate) fn stop(&mut self) {
+        if self.timer.timer_set() != 0 {
+            // SAFETY: our own timer, set in the running event loop.
+            unsafe { ngx_del_timer(&mut self.timer) };
+        }
+        self.fetch.close();
+        self.started = false;
+    }
+
+    fn schedule(&mut self, delay_ms: u64) {
+        if exiting() || !self.started {
+            return;
+        }
+        if self.timer.timer_set() != 0 {
+            // SAFETY: our own timer.
+            unsafe { ngx_del_timer(&mut self.timer) };
+        }
+        // SAFETY: our own event, alive as long as `self`.
+        unsafe { ngx::ffi::ngx_add_timer(&mut self.timer, delay_ms as ngx_msec_t) };
+    }
+
+    /// The request of the next poll.
+    fn next_request(&self, blocking: bool) -> Vec<u8> {
+        let index = if blocking {
+            self.index.next_request_index()
+        } else {
+            0
+        };
+        let target = consul::poll_target(
+            &self.conf.path,
+            consul_kind(self.conf.kind),
+            index,
+            self.wait_secs(),
+        );
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(token) = &self.conf.token {
+            headers.push(("X-Consul-Token", token));
+        }
+        build_request("GET", &self.conf.authority, &target, &headers, b"")
+    }
+
+    /// Consul holds a blocking query up to `wait` plus wait/16: keep that
+    /// within `upsync_timeout`, with a second to spare.
+    fn wait_secs(&self) -> u64 {
+        let timeout_s = self.conf.timeout_ms / 1000;
+        (timeout_s.saturating_sub(1) * 16 / 17).clamp(1, 600)
+    }
+
+    fn poll(&mut self) {
+        if exiting() {
+            return;
+        }
+        let request = self.next_request(true);
+        let me: *mut Upstream = self;
+        // SAFETY: the upstream is boxed and lives until the worker exits,
+        // where `stop` closes the exchange first.
+        unsafe {
+            Fetch::start(
+                me,
+                request,
+                MAX_BODY,
+                CONNECT_TIMEOUT_MS.min(self.conf.timeout_ms) as ngx_msec_t,
+                self.conf.timeout_ms as ngx_msec_t,
+            )
+        };
+    }
+
+    /// `strong_dependency=on`: a plain read before the worker serves, bounded
+    /// by `upsync_timeout` (at most 10 s). On failure the worker serves the
+    /// list it has and says so.
+    fn pull_before_serving(&mut self) {
+        let bound = std::time::Duration::from_millis(self.conf.timeout_ms.min(10_000));
+        let request = self.next_request(false);
+        match super::blocking::exchange(self.registry, &request, bound, MAX_BODY) {
+            Ok(parser) => self.handle_response(&parser),
+            Err(e) => log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the {} list",
+                self.name,
+                self.conf.authority,
+                e,
+                "last known"
+            ),
+        }
+    }
+
+    /// One registry answer, any registry type: check it, parse it, apply it.
+    fn handle_response(&mut self, parser: &ResponseParser) {
+        let status = parser.status().unwrap_or(0);
+        let header_index = parser
+            .header("X-Consul-Index")
+            .and_then(|v| v.parse::<u64>().ok());
+        if status == 404 {
+            // Every key under the prefix is gone: keep serving, and block on
+            // the prefix so that its return is seen at once.
+            self.index.observe(header_index);
+            log!(
+                NGX_LOG_WARN,
+                cycle_log(),
+                "upstream \"{}\": registry has nothing under {}, keeping the last list",
+                self.name,
+                path_only(&self.conf.path)
+            );
+            return;
+        }
+        if status != 200 {
+            self.index.reset();
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": registry answered {} for {}: {}, keeping the last list",
+                self.name,
+                status,
+                path_only(&self.conf.path),
+                excerpt(parser.body())
+            );
+            return;
+        }
+        if !self.index.observe(header_index) {
+            return;
+        }
+        let parsed = match self.parse(parser.body()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.index.reset();
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": unusable registry answer ({}), keeping the last list",
+                    self.name,
+                    e
+                );
+                return;
+            }
+        };
+        for w in &parsed.warnings {
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": {}",
+                self.name,
+                w
+            );
+        }
+        self.apply(&parsed.servers);
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Parsed, crate::registry::ParseError> {
+        match self.conf.kind {
+            RegistryKind::Consul => consul::parse_kv(kv_prefix(&self.conf.path), body),
+            RegistryKind::ConsulServices => consul::parse_catalog(body),
+            RegistryKind::ConsulHealth => consul::parse_health(body),
+            RegistryKind::Etcd => Err(crate::registry::ParseError(
+                "etcd is not supported yet".into(),
+            )),
+        }
+    }
+
+    /// The apply path shared by every registry type.
+    fn apply(&mut self, desired: &[Server]) {
+        // SAFETY: `current` is live while it is current.
+        let current = unsafe { &*self.current };
+        let list = match merge(&current.servers, desired, &mut self.reversed) {
+            Outcome::Unchanged => return,
+            Outcome::RefusedEmpty => {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
+                    self.name
+                );
+                return;
+            }
+            Outcome::Changed(list) => list,
+        };
+        let mut problems = Vec::new();
+        // SAFETY: the current generation's lists are live.
+        let source = unsafe { PeerSource::from_list((*self.current).list()) };
+        // SAFETY: the upstream and its name live as long as the cycle.
+        let gen = Generation::build(
+            &list,
+            &source,
+            unsafe { &mut (*self.uscf).host },
+            &mut problems,
+        );
+        for p in &problems {
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": {}",
+                self.name,
+                p
+            );
+        }
+        if gen.primary_count() == 0 {
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": no usable primary server in the new list: keeping the last list",
+                self.name
+            );
+            return;
+        }
+        let gen = Box::into_raw(gen);
+        let old = std::mem::replace(&mut self.current, gen);
+        // SAFETY: `gen` is live; requests from now on start on it. `old`
+        // came from Box::into_raw and is not used here again.
+        unsafe {
+            (*self.uscf).peer.data = (*gen).list().cast();
+            Generation::retire(old);
+        }
+        // SAFETY: `gen` is the live current generation.
+        let servers = unsafe { &(*gen).servers };
+        log!(
+            NGX_LOG_NOTICE,
+            cycle_log(),
+            "upstream \"{}\": updated from the registry, {} servers",
+            self.name,
+            servers.len()
+        );
+        if self.writes_dump {
+            if let Err(e) = dump::write_atomic(&self.dump_path, &dump::render(servers)) {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": cannot write the dump file \"{}\": {}",
+                    self.name,
+                    self.dump_path,
+                    e
+                );
+            }
+        }
+    }
+}
+
+impl FetchOwner for Upstream {
+    fn fetch(&mut self) -> &mut Fetch {
+        &mut self.fetch
+    }
+
+    fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>) {
+        match result {
+            Ok(parser) => self.handle_response(&parser),
+            Err(FetchError::Closing) => return,
+            Err(e) => {
+                self.index.reset();
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": registry {}: {}, retrying in {} ms",
+                    self.name,
+                    self.conf.authority,
+                    e,
+                    self.conf.interval_ms
+                );
+            }
+        }
+        self.schedule(self.conf.interval_ms);
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+        // SAFETY: the upstream's own generation; at cycle destruction no
+        // request of this process runs any more.
+        unsafe { Generation::retire(self.current) };
+        self.current = ptr::null_mut();
+    }
+}
+
+unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
+    // SAFETY: the timer's data is its live boxed upstream.
+    let up = unsafe { (*ev).data.cast::<Upstream>() };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above; nothing else borrows it during the handler.
+        unsafe { (*up).poll() }
+    }));
+    if r.is_err() {
+        log!(
+            NGX_LOG_ALERT,
+            cycle_log(),
+            "poll loop panicked, stopping it"
+        );
+    }
+}
+
+/// `peer.init` of a synced upstream: the balancer's own init on the current
+/// generation, plus a reference on that generation for the request's life.
+pub(crate) unsafe extern "C" fn init_peer(
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> ngx_int_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: nginx calls peer.init with a live request and upstream;
+        // ours has an Upstream since postconfiguration.
+        unsafe {
+            let Some(up) = super::module::runtime(us) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let Some(init) = (*up).original_init_peer else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let gen = (*up).current();
+            let rc = init(r, us);
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            match Generation::hold(gen, r) {
+                Ok(()) => NGX_OK as ngx_int_t,
+                Err(()) => NGX_ERROR as ngx_int_t,
+            }
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+fn consul_kind(kind: RegistryKind) -> consul::Kind {
+    match kind {
+        RegistryKind::ConsulServices => consul::Kind::Catalog,
+        RegistryKind::ConsulHealth => consul::Kind::Health,
+        _ => consul::Kind::Kv,
+    }
+}
+
+/// `/v1/kv/upstreams/test/?dc=x` -> `upstreams/test/`.
+fn kv_prefix(path: &str) -> &str {
+    let path = path_only(path);
+    path.strip_prefix("/v1/kv/").unwrap_or(path)
+}
+
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+/// The start of a body, printable, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn exiting() -> bool {
+    // SAFETY: process-wide flags nginx sets from its signal handlers and
+    // event loop; reading them is what nginx's own modules do.
+    unsafe { ngx_exiting != 0 || ngx_quit != 0 || ngx_terminate != 0 }
+}
+
+pub(crate) fn cycle_log() -> *mut ngx_log_t {
+    // SAFETY: the running cycle and its log outlive every caller.
+    unsafe { (*ngx_cycle).log }
+}

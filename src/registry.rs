@@ -1,0 +1,580 @@
+//! What registries answer, turned into server lists.
+//!
+//! Shared pieces live here: the defaults of a registry server, the address
+//! check, the JSON attributes of a key (Consul KV, etcd) and the tags of a
+//! catalog or health entry. The answers themselves are parsed in [`consul`]
+//! and [`etcd`]. Nothing here panics on any input: a registry answer is
+//! untrusted data.
+
+pub mod consul;
+pub mod etcd;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::Value;
+
+use crate::server::Server;
+
+/// The servers a registry answer describes, plus the problems found in it
+/// that did not stop the parse (each a short lowercase message that names the
+/// key, to be logged by the caller at error level).
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub servers: Vec<Server>,
+    pub warnings: Vec<String>,
+}
+
+impl Parsed {
+    /// Adds `server` unless a server of the same address is already listed:
+    /// the first one wins, the later one is reported.
+    pub(crate) fn push_unique(&mut self, server: Server, origin: &str) {
+        if self.servers.iter().any(|s| s.name == server.name) {
+            self.warnings.push(format!(
+                "{origin}: server {} is listed twice, the first one is used",
+                server.name
+            ));
+        } else {
+            self.servers.push(server);
+        }
+    }
+}
+
+/// A registry answer that cannot be used at all (the caller keeps its last
+/// list and logs this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses a whole answer body as JSON.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(body).map_err(|e| ParseError(format!("invalid JSON: {e}")))
+}
+
+/// Longest piece of registry-provided text quoted in a message.
+const QUOTE_MAX: usize = 128;
+
+/// `s` quoted for a log line: escaped (no control characters, no bare
+/// quotes) and cut after [`QUOTE_MAX`] characters.
+pub(crate) fn quote(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_MAX) {
+        Some((cut, _)) => format!("{:?}...", s.get(..cut).unwrap_or_default()),
+        None => format!("{s:?}"),
+    }
+}
+
+/// Defaults of registry-provided servers (C module): weight 1, max_fails 2,
+/// fail_timeout 10, not down, not backup.
+pub fn server_with_defaults(name: String) -> Server {
+    Server {
+        name,
+        weight: 1,
+        max_fails: 2,
+        fail_timeout: 10,
+        down: false,
+        backup: false,
+    }
+}
+
+/// Validates and normalises a server address taken from a key or a catalog
+/// entry: `a.b.c.d:port` or `[ipv6]:port`, port 1..=65535. IPv6 is written in
+/// its canonical form inside brackets, IPv4 as a dotted quad. Host names are
+/// refused (a worker never resolves names), as are a missing port, a bare
+/// IPv6 literal, port 0 and ports above 65535.
+pub fn parse_address(s: &str) -> Result<String, String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return Err(format!("{} has no closing ']'", quote(s)));
+        };
+        let Some(port) = after.strip_prefix(':') else {
+            return Err(format!("{} has no port", quote(s)));
+        };
+        let ip: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("{} is not a valid IPv6 address", quote(s)))?;
+        (format!("[{ip}]"), port)
+    } else {
+        let Some((ip, port)) = s.rsplit_once(':') else {
+            return Err(format!("{} has no port", quote(s)));
+        };
+        if ip.contains(':') {
+            return Err(format!(
+                "{}: an IPv6 address needs brackets, as in [::1]:80",
+                quote(s)
+            ));
+        }
+        let ip: Ipv4Addr = ip.parse().map_err(|_| {
+            format!(
+                "{} is not an IP address (host names are not resolved)",
+                quote(s)
+            )
+        })?;
+        (ip.to_string(), port)
+    };
+    match parse_port(port) {
+        Some(p) => Ok(format!("{host}:{p}")),
+        None => Err(format!("{} has an invalid port", quote(s))),
+    }
+}
+
+/// Digits only, 1..=65535.
+fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok().filter(|&p| p > 0)
+}
+
+/// An unsigned decimal integer: digits only (no sign, no spaces).
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A JSON integer or a string holding one (`"3"`, `"-1"`, surrounding spaces
+/// allowed). Fractions and out-of-range numbers are not integers.
+fn json_integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            let n = i64::try_from(parse_digits(digits)?).ok()?;
+            Some(if digits.len() == t.len() { n } else { -n })
+        }
+        _ => None,
+    }
+}
+
+/// `0`/`1`, `true`/`false`, `"0"`/`"1"` (and `"true"`/`"false"`).
+fn json_flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim() == "true" => Some(true),
+        Value::String(s) if s.trim() == "false" => Some(false),
+        other => match json_integer(other) {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+    }
+}
+
+/// A JSON value for a log line, cut to a sensible length.
+fn show_value(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(QUOTE_MAX) {
+        Some((cut, _)) => format!("{}...", text.get(..cut).unwrap_or_default()),
+        None => text,
+    }
+}
+
+/// Applies a JSON attribute object (Consul KV value, etcd value), e.g.
+/// `{"weight":1,"max_fails":2,"fail_timeout":10,"down":0,"backup":0}`.
+///
+/// Numbers may be JSON numbers or numeric strings; `down`/`backup` accept
+/// 0/1, true/false and "0"/"1". A missing field keeps its default, an invalid
+/// one keeps its default and adds a warning naming the key and the field. A
+/// value that is not JSON, or not a JSON object, leaves every default and
+/// warns; an empty value means all defaults, silently. Unknown fields are
+/// ignored.
+pub fn apply_attributes(server: &mut Server, key: &str, value: &[u8], warnings: &mut Vec<String>) {
+    if value.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let obj = match serde_json::from_slice::<Value>(value) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => {
+            warnings.push(format!(
+                "key {}: value is not a JSON object, using the defaults",
+                quote(key)
+            ));
+            return;
+        }
+        Err(_) => {
+            warnings.push(format!(
+                "key {}: value is not valid JSON, using the defaults",
+                quote(key)
+            ));
+            return;
+        }
+    };
+    let mut invalid = |field: &str, v: &Value| {
+        warnings.push(format!(
+            "key {}: invalid {field} {}, using the default",
+            quote(key),
+            show_value(v)
+        ));
+    };
+    if let Some(v) = obj.get("weight") {
+        match json_integer(v) {
+            Some(w) if w > 0 => server.weight = w,
+            _ => invalid("weight", v),
+        }
+    }
+    if let Some(v) = obj.get("max_fails") {
+        match json_integer(v).and_then(|n| u64::try_from(n).ok()) {
+            Some(n) => server.max_fails = n,
+            None => invalid("max_fails", v),
+        }
+    }
+    if let Some(v) = obj.get("fail_timeout") {
+        match json_integer(v) {
+            Some(t) if t >= 0 => server.fail_timeout = t,
+            _ => invalid("fail_timeout", v),
+        }
+    }
+    if let Some(v) = obj.get("down") {
+        match json_flag(v) {
+            Some(b) => server.down = b,
+            None => invalid("down", v),
+        }
+    }
+    if let Some(v) = obj.get("backup") {
+        match json_flag(v) {
+            Some(b) => server.backup = b,
+            None => invalid("backup", v),
+        }
+    }
+}
+
+/// nginx time syntax in milliseconds: a bare number of seconds (`10`), or
+/// parts with units in decreasing order, optionally space separated: `y`
+/// (365 days), `M` (30 days), `w`, `d`, `h`, `m`, `s`, `ms`, e.g. `1m30s`,
+/// `500ms`. Overflow and anything else is `None`.
+pub fn parse_nginx_time_ms(s: &str) -> Option<u64> {
+    const UNITS: [(&str, u64); 8] = [
+        ("y", 365 * 86_400_000),
+        ("M", 30 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    if let Some(secs) = parse_digits(s) {
+        return secs.checked_mul(1000);
+    }
+    let mut rest = s;
+    let mut total: u64 = 0;
+    // Index into UNITS of the smallest unit allowed next.
+    let mut next_unit = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n = parse_digits(rest.get(..digits_end)?)?;
+        rest = rest.get(digits_end..)?;
+        let unit_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_end)?;
+        rest = rest.get(unit_end..)?.trim_start();
+        let pos = UNITS
+            .iter()
+            .skip(next_unit)
+            .position(|(name, _)| *name == unit)?
+            + next_unit;
+        let (_, scale) = UNITS.get(pos)?;
+        next_unit = pos + 1;
+        total = total.checked_add(n.checked_mul(*scale)?)?;
+    }
+    Some(total)
+}
+
+/// Applies catalog/health tags: `weight=N`, `max_fails=N`, `fail_timeout=T`
+/// (nginx time, rounded down to whole seconds), `down`, `backup`. Other tags
+/// are ignored; an invalid value adds a warning and keeps the default.
+pub fn apply_tags(server: &mut Server, tags: &[String], warnings: &mut Vec<String>) {
+    for tag in tags {
+        let ok = match tag.split_once('=') {
+            Some(("weight", v)) => match parse_digits(v).and_then(|w| i64::try_from(w).ok()) {
+                Some(w) if w > 0 => {
+                    server.weight = w;
+                    true
+                }
+                _ => false,
+            },
+            Some(("max_fails", v)) => match parse_digits(v) {
+                Some(n) => {
+                    server.max_fails = n;
+                    true
+                }
+                None => false,
+            },
+            Some(("fail_timeout", v)) => {
+                match parse_nginx_time_ms(v).and_then(|ms| i64::try_from(ms / 1000).ok()) {
+                    Some(secs) => {
+                        server.fail_timeout = secs;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            None if tag == "down" => {
+                server.down = true;
+                true
+            }
+            None if tag == "backup" => {
+                server.backup = true;
+                true
+            }
+            _ => true,
+        };
+        if !ok {
+            warnings.push(format!(
+                "server {}: invalid tag {}, using the default",
+                server.name,
+                quote(tag)
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let s = server_with_defaults("127.0.0.1:80".into());
+        assert_eq!(
+            (s.weight, s.max_fails, s.fail_timeout, s.down, s.backup),
+            (1, 2, 10, false, false)
+        );
+        assert_eq!(s.name, "127.0.0.1:80");
+    }
+
+    #[test]
+    fn addresses_accepted_and_normalised() {
+        assert_eq!(parse_address("127.0.0.1:80").unwrap(), "127.0.0.1:80");
+        assert_eq!(parse_address("10.0.0.1:65535").unwrap(), "10.0.0.1:65535");
+        assert_eq!(parse_address("10.0.0.1:1").unwrap(), "10.0.0.1:1");
+        assert_eq!(parse_address("10.0.0.1:0080").unwrap(), "10.0.0.1:80");
+        assert_eq!(parse_address("[::1]:8080").unwrap(), "[::1]:8080");
+        assert_eq!(parse_address("[0:0:0::1]:8080").unwrap(), "[::1]:8080");
+        assert_eq!(
+            parse_address("[2001:DB8:0:0:0:0:0:1]:443").unwrap(),
+            "[2001:db8::1]:443"
+        );
+        assert_eq!(
+            parse_address("[::ffff:1.2.3.4]:80").unwrap(),
+            "[::ffff:1.2.3.4]:80"
+        );
+    }
+
+    #[test]
+    fn addresses_refused() {
+        let err = |s: &str| parse_address(s).unwrap_err();
+        assert!(err("::1:8080").contains("brackets"));
+        assert!(err("2001:db8::1").contains("brackets"));
+        assert!(err("backend.local:80").contains("not resolved"));
+        assert!(err("localhost:80").contains("not resolved"));
+        assert!(err("127.0.0.1").contains("no port"));
+        assert!(err("[::1]").contains("no port"));
+        assert!(err("[::1").contains("no closing"));
+        assert!(err("[::1]80").contains("no port"));
+        assert!(err("[zz::1]:80").contains("not a valid IPv6"));
+        assert!(err("[fe80::1%eth0]:80").contains("not a valid IPv6"));
+        assert!(err("127.0.0.1:0").contains("invalid port"));
+        assert!(err("127.0.0.1:65536").contains("invalid port"));
+        assert!(err("127.0.0.1:").contains("invalid port"));
+        assert!(err("127.0.0.1:+80").contains("invalid port"));
+        assert!(err("127.0.0.1:80 ").contains("invalid port"));
+        assert!(err("[::1]:99999999999999999999").contains("invalid port"));
+        assert!(err("256.0.0.1:80").contains("not an IP"));
+        assert!(err("1.2.3:80").contains("not an IP"));
+        assert!(err("").contains("no port"));
+        assert!(err(":80").contains("not an IP"));
+    }
+
+    #[test]
+    fn messages_quote_and_cut_untrusted_text() {
+        assert_eq!(quote("a\"b\n"), r#""a\"b\n""#);
+        let long = "é".repeat(500);
+        let q = quote(&long);
+        assert!(q.ends_with("..."));
+        assert_eq!(q.chars().count(), QUOTE_MAX + 2 + 3);
+    }
+
+    fn attrs(value: &str) -> (Server, Vec<String>) {
+        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut w = Vec::new();
+        apply_attributes(&mut s, "up/10.0.0.1:80", value.as_bytes(), &mut w);
+        (s, w)
+    }
+
+    fn fields(s: &Server) -> (i64, u64, i64, bool, bool) {
+        (s.weight, s.max_fails, s.fail_timeout, s.down, s.backup)
+    }
+
+    #[test]
+    fn attributes_numbers_and_numeric_strings() {
+        let (s, w) = attrs(r#"{"weight":5,"max_fails":0,"fail_timeout":30,"down":1,"backup":0}"#);
+        assert_eq!(fields(&s), (5, 0, 30, true, false));
+        assert!(w.is_empty(), "{w:?}");
+        let (s, w) =
+            attrs(r#"{"weight":"3","max_fails":"4","fail_timeout":" 20 ","down":"0","backup":"1"}"#);
+        assert_eq!(fields(&s), (3, 4, 20, false, true));
+        assert!(w.is_empty(), "{w:?}");
+        let (s, w) = attrs(r#"{"down":true,"backup":false}"#);
+        assert_eq!(fields(&s), (1, 2, 10, true, false));
+        assert!(w.is_empty(), "{w:?}");
+        let (s, w) = attrs(r#"{"down":"true","backup":"false"}"#);
+        assert_eq!(fields(&s), (1, 2, 10, true, false));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn attributes_missing_fields_are_defaults() {
+        let (s, w) = attrs(r#"{"weight":40}"#);
+        assert_eq!(fields(&s), (40, 2, 10, false, false));
+        assert!(w.is_empty());
+        let (s, w) = attrs(r#"{}"#);
+        assert_eq!(fields(&s), (1, 2, 10, false, false));
+        assert!(w.is_empty());
+        let (s, w) = attrs(r#"{"unknown":"x","weight":2,"meta":{"a":1}}"#);
+        assert_eq!(fields(&s), (2, 2, 10, false, false));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn attributes_empty_value_is_all_defaults_without_warning() {
+        for v in ["", " \n\t"] {
+            let (s, w) = attrs(v);
+            assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+            assert!(w.is_empty());
+        }
+    }
+
+    #[test]
+    fn attributes_not_json_or_not_an_object() {
+        let (s, w) = attrs("weight=3");
+        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert_eq!(
+            w,
+            [r#"key "up/10.0.0.1:80": value is not valid JSON, using the defaults"#]
+        );
+        for v in ["[1,2]", "3", "\"x\"", "null"] {
+            let (s, w) = attrs(v);
+            assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+            assert_eq!(w.len(), 1);
+            assert!(w[0].contains("not a JSON object"), "{w:?}");
+        }
+        let mut s = server_with_defaults("a:1".into());
+        let mut w = Vec::new();
+        apply_attributes(&mut s, "k", &[0xff, 0xfe, b'{'], &mut w);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn attributes_invalid_values_warn_and_keep_defaults() {
+        let (s, w) = attrs(r#"{"weight":0,"max_fails":-1,"fail_timeout":-5,"down":2,"backup":"x"}"#);
+        assert_eq!(fields(&s), (1, 2, 10, false, false));
+        assert_eq!(
+            w,
+            [
+                r#"key "up/10.0.0.1:80": invalid weight 0, using the default"#,
+                r#"key "up/10.0.0.1:80": invalid max_fails -1, using the default"#,
+                r#"key "up/10.0.0.1:80": invalid fail_timeout -5, using the default"#,
+                r#"key "up/10.0.0.1:80": invalid down 2, using the default"#,
+                r#"key "up/10.0.0.1:80": invalid backup "x", using the default"#,
+            ]
+        );
+        // The valid fields of the same value still apply.
+        let (s, w) = attrs(r#"{"weight":-3,"max_fails":"abc","fail_timeout":7}"#);
+        assert_eq!(fields(&s), (1, 2, 7, false, false));
+        assert_eq!(w.len(), 2);
+        let (s, w) = attrs(
+            r#"{"weight":1.5,"max_fails":"3.0","fail_timeout":"10s","down":null,"backup":[1]}"#,
+        );
+        assert_eq!(fields(&s), (1, 2, 10, false, false));
+        assert_eq!(w.len(), 5, "{w:?}");
+        let (s, w) = attrs(r#"{"weight":99999999999999999999,"max_fails":"-0"}"#);
+        assert_eq!((s.weight, s.max_fails), (1, 0));
+        assert_eq!(w.len(), 1, "{w:?}");
+        let (_, w) = attrs(&format!(r#"{{"weight":"{}"}}"#, "x".repeat(1000)));
+        assert!(w[0].len() < 300, "{}", w[0]);
+    }
+
+    #[test]
+    fn nginx_time() {
+        assert_eq!(parse_nginx_time_ms("10"), Some(10_000));
+        assert_eq!(parse_nginx_time_ms("0"), Some(0));
+        assert_eq!(parse_nginx_time_ms("10s"), Some(10_000));
+        assert_eq!(parse_nginx_time_ms("1m"), Some(60_000));
+        assert_eq!(parse_nginx_time_ms("500ms"), Some(500));
+        assert_eq!(parse_nginx_time_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_nginx_time_ms("1m 30s"), Some(90_000));
+        assert_eq!(parse_nginx_time_ms("1h1m1s1ms"), Some(3_661_001));
+        assert_eq!(parse_nginx_time_ms("2d"), Some(172_800_000));
+        assert_eq!(parse_nginx_time_ms("1w"), Some(604_800_000));
+        assert_eq!(parse_nginx_time_ms("1M"), Some(2_592_000_000));
+        assert_eq!(parse_nginx_time_ms("1y"), Some(31_536_000_000));
+        for bad in [
+            "", "s", "-1", "1x", "30s1m", "1s1s", "1.5s", "10 ", "1m30", "ms", "+5", " ",
+            "99999999999999999999y", "18446744073709551615y",
+        ] {
+            assert_eq!(parse_nginx_time_ms(bad), None, "{bad:?}");
+        }
+    }
+
+    fn tagged(tags: &[&str]) -> (Server, Vec<String>) {
+        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut w = Vec::new();
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        apply_tags(&mut s, &tags, &mut w);
+        (s, w)
+    }
+
+    #[test]
+    fn tags_set_attributes() {
+        let (s, w) = tagged(&["weight=3", "max_fails=0", "fail_timeout=1m", "down", "backup"]);
+        assert_eq!(fields(&s), (3, 0, 60, true, true));
+        assert!(w.is_empty());
+        let (s, _) = tagged(&["fail_timeout=1500ms"]);
+        assert_eq!(s.fail_timeout, 1);
+        let (s, _) = tagged(&["fail_timeout=1m30s"]);
+        assert_eq!(s.fail_timeout, 90);
+        let (s, _) = tagged(&["fail_timeout=20"]);
+        assert_eq!(s.fail_timeout, 20);
+        let (s, w) = tagged(&["v2", "primary", "downstream", "backup=1", "down=yes", "x=y"]);
+        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert!(w.is_empty());
+        let (s, w) = tagged(&[]);
+        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn tags_invalid_values_warn_and_keep_defaults() {
+        let (s, w) = tagged(&[
+            "weight=0",
+            "weight=-2",
+            "weight=x",
+            "max_fails=-1",
+            "max_fails=+1",
+            "fail_timeout=soon",
+            "fail_timeout=",
+        ]);
+        assert_eq!(fields(&s), (1, 2, 10, false, false));
+        assert_eq!(w.len(), 7, "{w:?}");
+        assert_eq!(
+            w[0],
+            r#"server 10.0.0.1:80: invalid tag "weight=0", using the default"#
+        );
+    }
+}

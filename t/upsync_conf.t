@@ -1,0 +1,127 @@
+# Configuration of upsync: mistakes fail "nginx -t" with a message that names
+# the directive and the problem; good configurations start.
+use lib 't/lib';
+use Test::Upsync;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: an unknown parameter
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul upsync_color=blue;
+    }
+--- must_die
+--- error_log
+"upsync" directive: unknown parameter "upsync_color"
+
+=== TEST 2: an unknown upsync_type
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=zookeeper;
+    }
+--- must_die
+--- error_log
+"upsync" directive: unknown upsync_type "zookeeper"
+
+=== TEST 3: upsync_type is required
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_interval=1s;
+    }
+--- must_die
+--- error_log
+"upsync" directive: upsync_type is required
+
+=== TEST 4: a missing path
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500 upsync_type=consul;
+    }
+--- must_die
+--- error_log
+"upsync" directive: missing path in "127.0.0.1:8500"
+
+=== TEST 5: a bad time
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul upsync_interval=often;
+    }
+--- must_die
+--- error_log
+"upsync" directive: invalid upsync_interval "often"
+
+=== TEST 6: a bad port
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:85000/v1/kv/upstreams/test upsync_type=consul;
+    }
+--- must_die
+--- error_log
+"upsync" directive: invalid port in "127.0.0.1:85000"
+
+=== TEST 7: a duplicate directive
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+    }
+--- must_die
+--- error_log
+"upsync" directive is duplicate
+
+=== TEST 8: upsync outside an upstream
+--- config
+    location / {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+    }
+--- must_die
+--- error_log
+"upsync" directive is not allowed here
+
+=== TEST 9: an unknown upsync_lb
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+        upsync_lb fastest;
+    }
+--- must_die
+--- error_log
+"upsync_lb" directive: unknown method "fastest"
+
+=== TEST 10: hash ... consistent cannot be kept right in per-worker lists
+--- http_config
+    upstream test {
+        hash $uri consistent;
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+        server 127.0.0.1:8088;
+    }
+--- must_die
+--- error_log
+uses "hash ... consistent"
+
+=== TEST 11: the token never shows in errors
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=etcd upsync_token=SECRET-TOKEN;
+    }
+--- must_die
+--- error_log
+upsync_token is for the consul types only
+--- no_error_log
+SECRET-TOKEN
+
+=== TEST 12: every parameter of the C module, no server line, no dump file
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:1/v1/kv/upstreams/test upsync_type=consul upsync_interval=500ms upsync_timeout=6m strong_dependency=off;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+        upsync_lb roundrobin;
+    }
+--- config
+    location /upstream_show { upstream_show; }
+--- request
+GET /upstream_show?test
+--- response_body
+Upstream name: test; Backend server count: 0
