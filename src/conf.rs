@@ -210,46 +210,59 @@ fn split_host_port(authority: &str) -> Result<(String, u16), ConfError> {
     Ok((host.to_string(), port))
 }
 
-/// nginx time syntax: `500ms`, `5s`, `6m`, `1h`, `1m30s`, `2d`, a bare number
-/// of seconds. Returns milliseconds.
+/// nginx time syntax in milliseconds: a bare number of seconds (`10`), or
+/// parts with units in decreasing order, optionally space separated: `y`
+/// (365 days), `M` (30 days), `w`, `d`, `h`, `m`, `s`, `ms`, e.g. `1m30s`,
+/// `500ms`. Overflow and anything else is `None`.
 pub fn parse_time_ms(s: &str) -> Option<u64> {
-    if s.is_empty() {
+    const UNITS: [(&str, u64); 8] = [
+        ("y", 365 * 86_400_000),
+        ("M", 30 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    if let Some(secs) = parse_digits(s) {
+        return secs.checked_mul(1000);
+    }
+    let mut rest = s;
+    let mut total: u64 = 0;
+    // Index into UNITS of the smallest unit allowed next.
+    let mut next_unit = 0;
+    if rest.is_empty() {
         return None;
     }
-    let bytes = s.as_bytes();
-    let mut total: u64 = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if start == i {
-            return None;
-        }
-        let n: u64 = s[start..i].parse().ok()?;
-        let unit_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let scale = match &s[unit_start..i] {
-            "ms" => 1,
-            "" | "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "M" => 30 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return None,
-        };
-        // A bare number is only allowed alone, as in nginx.
-        if unit_start == i && (start != 0 || i != bytes.len()) {
-            return None;
-        }
-        total = total.checked_add(n.checked_mul(scale)?)?;
+    while !rest.is_empty() {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n = parse_digits(rest.get(..digits_end)?)?;
+        rest = rest.get(digits_end..)?;
+        let unit_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_end)?;
+        rest = rest.get(unit_end..)?.trim_start();
+        let pos = UNITS
+            .iter()
+            .skip(next_unit)
+            .position(|(name, _)| *name == unit)?
+            + next_unit;
+        let (_, scale) = UNITS.get(pos)?;
+        next_unit = pos + 1;
+        total = total.checked_add(n.checked_mul(*scale)?)?;
     }
     Some(total)
+}
+
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// `upsync_lb`: accepted for compatibility with the C module's configs.
@@ -368,6 +381,31 @@ mod tests {
         assert_eq!(parse_time_ms("s"), None);
         assert_eq!(parse_time_ms("-1s"), None);
         assert_eq!(parse_time_ms("99999999999999999999d"), None);
+        assert_eq!(parse_time_ms("1m 30s"), Some(90_000));
+        assert_eq!(parse_time_ms("1h1m1s1ms"), Some(3_661_001));
+        assert_eq!(parse_time_ms("1s1m"), None);
+    }
+
+    #[test]
+    fn nginx_time_rejects() {
+        for bad in [
+            "",
+            "s",
+            "-1",
+            "1x",
+            "30s1m",
+            "1s1s",
+            "1.5s",
+            "10 ",
+            "1m30",
+            "ms",
+            "+5",
+            " ",
+            "99999999999999999999y",
+            "18446744073709551615y",
+        ] {
+            assert_eq!(parse_time_ms(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -247,54 +247,6 @@ pub fn apply_attributes(server: &mut Server, key: &str, value: &[u8], warnings: 
     }
 }
 
-/// nginx time syntax in milliseconds: a bare number of seconds (`10`), or
-/// parts with units in decreasing order, optionally space separated: `y`
-/// (365 days), `M` (30 days), `w`, `d`, `h`, `m`, `s`, `ms`, e.g. `1m30s`,
-/// `500ms`. Overflow and anything else is `None`.
-pub fn parse_nginx_time_ms(s: &str) -> Option<u64> {
-    const UNITS: [(&str, u64); 8] = [
-        ("y", 365 * 86_400_000),
-        ("M", 30 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if let Some(secs) = parse_digits(s) {
-        return secs.checked_mul(1000);
-    }
-    let mut rest = s;
-    let mut total: u64 = 0;
-    // Index into UNITS of the smallest unit allowed next.
-    let mut next_unit = 0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n = parse_digits(rest.get(..digits_end)?)?;
-        rest = rest.get(digits_end..)?;
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let unit = rest.get(..unit_end)?;
-        rest = rest.get(unit_end..)?.trim_start();
-        let pos = UNITS
-            .iter()
-            .skip(next_unit)
-            .position(|(name, _)| *name == unit)?
-            + next_unit;
-        let (_, scale) = UNITS.get(pos)?;
-        next_unit = pos + 1;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
-    }
-    Some(total)
-}
-
 /// Applies catalog/health tags: `weight=N`, `max_fails=N`, `fail_timeout=T`
 /// (nginx time, rounded down to whole seconds), `down`, `backup`. Other tags
 /// are ignored; an invalid value adds a warning and keeps the default.
@@ -316,7 +268,7 @@ pub fn apply_tags(server: &mut Server, tags: &[String], warnings: &mut Vec<Strin
                 None => false,
             },
             Some(("fail_timeout", v)) => {
-                match parse_nginx_time_ms(v).and_then(|ms| i64::try_from(ms / 1000).ok()) {
+                match crate::conf::parse_time_ms(v).and_then(|ms| i64::try_from(ms / 1000).ok()) {
                     Some(secs) => {
                         server.fail_timeout = secs;
                         true
@@ -426,8 +378,9 @@ mod tests {
         let (s, w) = attrs(r#"{"weight":5,"max_fails":0,"fail_timeout":30,"down":1,"backup":0}"#);
         assert_eq!(fields(&s), (5, 0, 30, true, false));
         assert!(w.is_empty(), "{w:?}");
-        let (s, w) =
-            attrs(r#"{"weight":"3","max_fails":"4","fail_timeout":" 20 ","down":"0","backup":"1"}"#);
+        let (s, w) = attrs(
+            r#"{"weight":"3","max_fails":"4","fail_timeout":" 20 ","down":"0","backup":"1"}"#,
+        );
         assert_eq!(fields(&s), (3, 4, 20, false, true));
         assert!(w.is_empty(), "{w:?}");
         let (s, w) = attrs(r#"{"down":true,"backup":false}"#);
@@ -482,7 +435,8 @@ mod tests {
 
     #[test]
     fn attributes_invalid_values_warn_and_keep_defaults() {
-        let (s, w) = attrs(r#"{"weight":0,"max_fails":-1,"fail_timeout":-5,"down":2,"backup":"x"}"#);
+        let (s, w) =
+            attrs(r#"{"weight":0,"max_fails":-1,"fail_timeout":-5,"down":2,"backup":"x"}"#);
         assert_eq!(fields(&s), (1, 2, 10, false, false));
         assert_eq!(
             w,
@@ -510,28 +464,6 @@ mod tests {
         assert!(w[0].len() < 300, "{}", w[0]);
     }
 
-    #[test]
-    fn nginx_time() {
-        assert_eq!(parse_nginx_time_ms("10"), Some(10_000));
-        assert_eq!(parse_nginx_time_ms("0"), Some(0));
-        assert_eq!(parse_nginx_time_ms("10s"), Some(10_000));
-        assert_eq!(parse_nginx_time_ms("1m"), Some(60_000));
-        assert_eq!(parse_nginx_time_ms("500ms"), Some(500));
-        assert_eq!(parse_nginx_time_ms("1m30s"), Some(90_000));
-        assert_eq!(parse_nginx_time_ms("1m 30s"), Some(90_000));
-        assert_eq!(parse_nginx_time_ms("1h1m1s1ms"), Some(3_661_001));
-        assert_eq!(parse_nginx_time_ms("2d"), Some(172_800_000));
-        assert_eq!(parse_nginx_time_ms("1w"), Some(604_800_000));
-        assert_eq!(parse_nginx_time_ms("1M"), Some(2_592_000_000));
-        assert_eq!(parse_nginx_time_ms("1y"), Some(31_536_000_000));
-        for bad in [
-            "", "s", "-1", "1x", "30s1m", "1s1s", "1.5s", "10 ", "1m30", "ms", "+5", " ",
-            "99999999999999999999y", "18446744073709551615y",
-        ] {
-            assert_eq!(parse_nginx_time_ms(bad), None, "{bad:?}");
-        }
-    }
-
     fn tagged(tags: &[&str]) -> (Server, Vec<String>) {
         let mut s = server_with_defaults("10.0.0.1:80".into());
         let mut w = Vec::new();
@@ -542,7 +474,13 @@ mod tests {
 
     #[test]
     fn tags_set_attributes() {
-        let (s, w) = tagged(&["weight=3", "max_fails=0", "fail_timeout=1m", "down", "backup"]);
+        let (s, w) = tagged(&[
+            "weight=3",
+            "max_fails=0",
+            "fail_timeout=1m",
+            "down",
+            "backup",
+        ]);
         assert_eq!(fields(&s), (3, 0, 60, true, true));
         assert!(w.is_empty());
         let (s, _) = tagged(&["fail_timeout=1500ms"]);

@@ -188,15 +188,23 @@ impl Upstream {
         let bound = std::time::Duration::from_millis(self.conf.timeout_ms.min(10_000));
         let request = self.next_request(false);
         match super::blocking::exchange(self.registry, &request, bound, MAX_BODY) {
-            Ok(parser) => self.handle_response(&parser),
+            Ok(parser) => {
+                log!(
+                    NGX_LOG_NOTICE,
+                    cycle_log(),
+                    "upstream \"{}\": strong_dependency: registry answered {} before serving",
+                    self.name,
+                    parser.status().unwrap_or(0)
+                );
+                self.handle_response(&parser);
+            }
             Err(e) => log!(
                 NGX_LOG_ERR,
                 cycle_log(),
-                "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the {} list",
+                "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the list it has",
                 self.name,
                 self.conf.authority,
-                e,
-                "last known"
+                e
             ),
         }
     }

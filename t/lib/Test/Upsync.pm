@@ -35,10 +35,14 @@ package Test::Upsync;
 #   >>> wait /uri                      poll nginx until the body is exactly this
 #   >>> file PATH                      poll until the file holds exactly this
 #   >>> no_file PATH                   the file does not exist
+#   >>> write PATH                     write the body to a file
+#   >>> expect consul|etcd METHOD /p   poll the registry until its answer
+#                                      matches the body (a regex)
 #   >>> log REGEX                      poll until the error log matches
 #   >>> traffic /uri N                 N requests; body lines "BODY COUNT" where
 #                                      COUNT is a number, ">0" or "*"; bodies
 #                                      not listed must not answer
+#   >>> same /uri N                    N requests, every answer exactly the body
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
 #   >>> signal NAME                    send a signal to the nginx master
@@ -475,8 +479,11 @@ my %STEP = (
     wait => \&step_wait,
     file => \&step_file,
     no_file => \&step_no_file,
+    write => sub { spew($_[1]{words}[1], $_[1]{body}) },
+    expect => \&step_expect,
     log => \&step_log,
     traffic => \&step_traffic,
+    same => \&step_same,
     sleep => sub { sleep $_[1]{words}[1] },
     reload => \&step_reload,
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
@@ -504,6 +511,20 @@ sub step_registry {
     my $res = http_request($method, "http://127.0.0.1:$r->{port}$path", $body, \%headers);
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
+}
+
+sub step_expect {
+    my ($ctx, $step) = @_;
+    my (undef, $name, $method, $path) = @{ $step->{words} };
+    my $r = $registry{$name} or die "registry $name is not running\n";
+    (my $re = $step->{body}) =~ s/\n\z//;
+    my $got;
+    my $timeout = $ctx->{block}->timeout // 10;
+    wait_until($timeout, sub {
+        $got = http_request($method, "http://127.0.0.1:$r->{port}$path", undef)->{content};
+        $got =~ /$re/;
+    });
+    like($got, qr/$re/, "$ctx->{name} - $step->{line}");
 }
 
 sub step_http {
@@ -580,6 +601,18 @@ sub step_traffic {
             if ($w eq '>0' && $count == 0) || ($w =~ /^\d+$/ && $count != $w);
     }
     ok(!@errors, "$ctx->{name} - $step->{line}") or diag(join "\n", @errors);
+}
+
+sub step_same {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, $n) = @{ $step->{words} };
+    my @differ;
+    for (1 .. $n) {
+        my $res = http_request('GET', request_url($ctx, $uri), undef, undef, 5);
+        push @differ, "status $res->{status}: $res->{content}"
+            if $res->{status} != 200 || $res->{content} ne $step->{body};
+    }
+    ok(!@differ, "$ctx->{name} - $step->{line}") or diag($differ[0]);
 }
 
 sub step_reload {
