@@ -9,7 +9,7 @@ use std::ptr;
 use ngx::ffi::{
     ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_request_t,
     ngx_http_upstream_init_peer_pt, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_log_t, ngx_msec_t,
-    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
     NGX_OK,
 };
 
@@ -21,7 +21,7 @@ use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
 use crate::http::{build_request, ResponseParser};
 use crate::registry::consul::{self, IndexState};
-use crate::registry::Parsed;
+use crate::registry::{etcd, ParseError, Parsed};
 use crate::server::Server;
 
 /// Registry answers larger than this are refused with an error.
@@ -43,6 +43,10 @@ pub(crate) struct Upstream {
     /// The first change that adds or removes servers reverses the list once.
     reversed: bool,
     index: IndexState,
+    /// etcd v2: the `waitIndex` of the next watch; `None`: a full read.
+    etcd_wait: Option<u64>,
+    /// The exchange under way is an etcd watch.
+    watching: bool,
     /// Only one process writes the dump file.
     writes_dump: bool,
     timer: ngx_event_t,
@@ -84,6 +88,8 @@ impl Upstream {
             original_init_peer: u.peer.init,
             reversed: false,
             index: IndexState::default(),
+            etcd_wait: None,
+            watching: false,
             writes_dump: false,
             // SAFETY: all-zero is the initial state of an nginx event.
             timer: unsafe { std::mem::zeroed() },
@@ -135,19 +141,31 @@ impl Upstream {
         unsafe { ngx::ffi::ngx_add_timer(&mut self.timer, delay_ms as ngx_msec_t) };
     }
 
-    /// The request of the next poll.
-    fn next_request(&self, blocking: bool) -> Vec<u8> {
-        let index = if blocking {
-            self.index.next_request_index()
+    /// The request of the next poll; `blocking`: a long poll may be used.
+    fn next_request(&mut self, blocking: bool) -> Vec<u8> {
+        self.watching = false;
+        let target = if self.conf.kind == RegistryKind::Etcd {
+            let sep = if self.conf.path.contains('?') { '&' } else { '?' };
+            match self.etcd_wait.filter(|_| blocking) {
+                Some(n) => {
+                    self.watching = true;
+                    format!("{}{sep}wait=true&recursive=true&waitIndex={n}", self.conf.path)
+                }
+                None => format!("{}{sep}recursive=true", self.conf.path),
+            }
         } else {
-            0
+            let index = if blocking {
+                self.index.next_request_index()
+            } else {
+                0
+            };
+            consul::poll_target(
+                &self.conf.path,
+                consul_kind(self.conf.kind),
+                index,
+                self.wait_secs(),
+            )
         };
-        let target = consul::poll_target(
-            &self.conf.path,
-            consul_kind(self.conf.kind),
-            index,
-            self.wait_secs(),
-        );
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(token) = &self.conf.token {
             headers.push(("X-Consul-Token", token));
@@ -209,76 +227,142 @@ impl Upstream {
         }
     }
 
-    /// One registry answer, any registry type: check it, parse it, apply it.
-    fn handle_response(&mut self, parser: &ResponseParser) {
+    /// One registry answer: check it, parse it, apply it. Says when to poll
+    /// next.
+    fn handle_response(&mut self, parser: &ResponseParser) -> Next {
+        if self.conf.kind == RegistryKind::Etcd {
+            self.handle_etcd(parser)
+        } else {
+            self.handle_consul(parser)
+        }
+    }
+
+    fn handle_consul(&mut self, parser: &ResponseParser) -> Next {
         let status = parser.status().unwrap_or(0);
-        let header_index = parser
-            .header("X-Consul-Index")
-            .and_then(|v| v.parse::<u64>().ok());
+        let header_index = header_u64(parser, "X-Consul-Index");
         if status == 404 {
             // Every key under the prefix is gone: keep serving, and block on
             // the prefix so that its return is seen at once.
             self.index.observe(header_index);
-            log!(
-                NGX_LOG_WARN,
-                cycle_log(),
-                "upstream \"{}\": registry has nothing under {}, keeping the last list",
-                self.name,
-                path_only(&self.conf.path)
-            );
-            return;
+            self.log_nothing_under();
+            return Next::Interval;
         }
         if status != 200 {
             self.index.reset();
-            log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": registry answered {} for {}: {}, keeping the last list",
-                self.name,
-                status,
-                path_only(&self.conf.path),
-                excerpt(parser.body())
-            );
-            return;
+            self.log_bad_status(status, parser.body());
+            return Next::Interval;
         }
-        if !self.index.observe(header_index) {
-            return;
-        }
-        let parsed = match self.parse(parser.body()) {
-            Ok(p) => p,
-            Err(e) => {
+        if self.index.observe(header_index) {
+            let parsed = match self.conf.kind {
+                RegistryKind::ConsulServices => consul::parse_catalog(parser.body()),
+                RegistryKind::ConsulHealth => consul::parse_health(parser.body()),
+                _ => consul::parse_kv(kv_prefix(&self.conf.path), parser.body()),
+            };
+            if !self.use_answer(parsed) {
                 self.index.reset();
-                log!(
-                    NGX_LOG_ERR,
-                    cycle_log(),
-                    "upstream \"{}\": unusable registry answer ({}), keeping the last list",
-                    self.name,
-                    e
-                );
-                return;
             }
-        };
-        for w in &parsed.warnings {
-            log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": {}",
-                self.name,
-                w
-            );
         }
-        self.apply(&parsed.servers);
+        Next::Interval
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, crate::registry::ParseError> {
-        match self.conf.kind {
-            RegistryKind::Consul => consul::parse_kv(kv_prefix(&self.conf.path), body),
-            RegistryKind::ConsulServices => consul::parse_catalog(body),
-            RegistryKind::ConsulHealth => consul::parse_health(body),
-            RegistryKind::Etcd => Err(crate::registry::ParseError(
-                "etcd is not supported yet".into(),
-            )),
+    /// etcd v2, as the C module does it but corrected: a full read, then a
+    /// watch from the read's index + 1; any event, or history cleared
+    /// (errorCode 401), leads to a new full read at once.
+    fn handle_etcd(&mut self, parser: &ResponseParser) -> Next {
+        let status = parser.status().unwrap_or(0);
+        let body = parser.body();
+        if std::mem::take(&mut self.watching) {
+            self.etcd_wait = None;
+            if status == 200 {
+                return match etcd::v2_event_index(body) {
+                    Ok(_) => Next::Now,
+                    Err(e) => {
+                        self.log_unusable(&e);
+                        Next::Interval
+                    }
+                };
+            }
+            if matches!(etcd::v2_error(body), Some((401, _))) {
+                log!(
+                    NGX_LOG_INFO,
+                    cycle_log(),
+                    "upstream \"{}\": etcd history was cleared, reading the list again",
+                    self.name
+                );
+                return Next::Now;
+            }
+            self.log_bad_status(status, body);
+            return Next::Interval;
         }
+        let next_wait = header_u64(parser, "X-Etcd-Index").and_then(|i| i.checked_add(1));
+        match status {
+            200 => {
+                if !self.use_answer(etcd::parse_v2_dir(body)) {
+                    return Next::Interval;
+                }
+            }
+            404 => self.log_nothing_under(),
+            _ => {
+                self.log_bad_status(status, body);
+                return Next::Interval;
+            }
+        }
+        self.etcd_wait = next_wait;
+        if next_wait.is_some() {
+            Next::Now
+        } else {
+            Next::Interval
+        }
+    }
+
+    /// Applies a parsed answer, logging what was wrong in it; false when it
+    /// could not be used at all.
+    fn use_answer(&mut self, parsed: Result<Parsed, ParseError>) -> bool {
+        match parsed {
+            Ok(parsed) => {
+                for w in &parsed.warnings {
+                    log!(NGX_LOG_ERR, cycle_log(), "upstream \"{}\": {}", self.name, w);
+                }
+                self.apply(&parsed.servers);
+                true
+            }
+            Err(e) => {
+                self.log_unusable(&e);
+                false
+            }
+        }
+    }
+
+    fn log_nothing_under(&self) {
+        log!(
+            NGX_LOG_WARN,
+            cycle_log(),
+            "upstream \"{}\": registry has nothing under {}, keeping the last list",
+            self.name,
+            path_only(&self.conf.path)
+        );
+    }
+
+    fn log_bad_status(&self, status: u16, body: &[u8]) {
+        log!(
+            NGX_LOG_ERR,
+            cycle_log(),
+            "upstream \"{}\": registry answered {} for {}: {}, keeping the last list",
+            self.name,
+            status,
+            path_only(&self.conf.path),
+            excerpt(body)
+        );
+    }
+
+    fn log_unusable(&self, e: &ParseError) {
+        log!(
+            NGX_LOG_ERR,
+            cycle_log(),
+            "upstream \"{}\": unusable registry answer ({}), keeping the last list",
+            self.name,
+            e
+        );
     }
 
     /// The apply path shared by every registry type.
@@ -364,11 +448,23 @@ impl FetchOwner for Upstream {
     }
 
     fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>) {
-        match result {
+        let next = match result {
             Ok(parser) => self.handle_response(&parser),
             Err(FetchError::Closing) => return,
+            // A watch that saw no event within upsync_timeout is renewed.
+            Err(FetchError::TimedOut("read")) if std::mem::take(&mut self.watching) => {
+                log!(
+                    NGX_LOG_INFO,
+                    cycle_log(),
+                    "upstream \"{}\": etcd watch idle, renewing it",
+                    self.name
+                );
+                Next::Now
+            }
             Err(e) => {
                 self.index.reset();
+                self.etcd_wait = None;
+                self.watching = false;
                 log!(
                     NGX_LOG_ERR,
                     cycle_log(),
@@ -378,10 +474,22 @@ impl FetchOwner for Upstream {
                     e,
                     self.conf.interval_ms
                 );
+                Next::Interval
             }
-        }
-        self.schedule(self.conf.interval_ms);
+        };
+        self.schedule(match next {
+            Next::Now => 0,
+            Next::Interval => self.conf.interval_ms,
+        });
     }
+}
+
+/// When to poll next.
+enum Next {
+    /// At once: an etcd watch to start, or a full read after an event.
+    Now,
+    /// After `upsync_interval`.
+    Interval,
 }
 
 impl Drop for Upstream {
@@ -452,6 +560,10 @@ fn consul_kind(kind: RegistryKind) -> consul::Kind {
 fn kv_prefix(path: &str) -> &str {
     let path = path_only(path);
     path.strip_prefix("/v1/kv/").unwrap_or(path)
+}
+
+fn header_u64(parser: &ResponseParser, name: &str) -> Option<u64> {
+    parser.header(name).and_then(|v| v.parse().ok())
 }
 
 fn path_only(path: &str) -> &str {
