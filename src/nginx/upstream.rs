@@ -9,8 +9,8 @@ use std::ptr;
 use ngx::ffi::{
     ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_request_t,
     ngx_http_upstream_init_peer_pt, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_log_t, ngx_msec_t,
-    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
-    NGX_OK,
+    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE,
+    NGX_LOG_WARN, NGX_OK,
 };
 
 use super::client::{Fetch, FetchError, FetchOwner};
@@ -145,11 +145,18 @@ impl Upstream {
     fn next_request(&mut self, blocking: bool) -> Vec<u8> {
         self.watching = false;
         let target = if self.conf.kind == RegistryKind::Etcd {
-            let sep = if self.conf.path.contains('?') { '&' } else { '?' };
+            let sep = if self.conf.path.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
             match self.etcd_wait.filter(|_| blocking) {
                 Some(n) => {
                     self.watching = true;
-                    format!("{}{sep}wait=true&recursive=true&waitIndex={n}", self.conf.path)
+                    format!(
+                        "{}{sep}wait=true&recursive=true&waitIndex={n}",
+                        self.conf.path
+                    )
                 }
                 None => format!("{}{sep}recursive=true", self.conf.path),
             }
@@ -321,7 +328,13 @@ impl Upstream {
         match parsed {
             Ok(parsed) => {
                 for w in &parsed.warnings {
-                    log!(NGX_LOG_ERR, cycle_log(), "upstream \"{}\": {}", self.name, w);
+                    log!(
+                        NGX_LOG_ERR,
+                        cycle_log(),
+                        "upstream \"{}\": {}",
+                        self.name,
+                        w
+                    );
                 }
                 self.apply(&parsed.servers);
                 true

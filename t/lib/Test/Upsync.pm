@@ -30,6 +30,7 @@ package Test::Upsync;
 # Steps: a list of ">>> action args" lines, each followed by its body:
 #   >>> consul METHOD /path            request to the Consul stand-in; body sent
 #   >>> etcd METHOD /path              request to etcd; body sent (chomped)
+#                                      (either: a trailing "xN" sends it N times)
 #   >>> http METHOD /uri [status=N]    request to nginx; body, if any, is the
 #                                      exact expected response body
 #   >>> wait /uri                      poll nginx until the body is exactly this
@@ -502,13 +503,18 @@ sub run_steps ($$) {
 
 sub step_registry {
     my ($ctx, $step) = @_;
-    my ($name, $method, $path) = @{ $step->{words} };
+    my ($name, $method, $path, $times) = @{ $step->{words} };
     my $r = $registry{$name} or die "registry $name is not running (add '--- registry: $name')\n";
+    my $n = defined $times && $times =~ /^x(\d+)$/ ? $1 : 1;
     (my $body = $step->{body}) =~ s/\n\z//;
     my %headers;
     $headers{'Content-Type'} = 'application/x-www-form-urlencoded' if $body =~ /^value=/;
     $headers{'X-Consul-Token'} = $1 if $name eq 'consul' && ($r->{args} // '') =~ /--token\s+(\S+)/;
-    my $res = http_request($method, "http://127.0.0.1:$r->{port}$path", $body, \%headers);
+    my $res;
+    for (1 .. $n) {
+        $res = http_request($method, "http://127.0.0.1:$r->{port}$path", $body, \%headers);
+        last unless $res->{success};
+    }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
 }
