@@ -210,3 +210,34 @@ Upstream name: test; Backend server count: 1
 "blocking": 1\b
 >>> expect consul GET /_test/stats
 "/v1/kv/upstreams/test/": 2\b
+
+=== TEST 9: a binary upgrade: the new master's workers poll, the old ones leave
+--- daemon
+--- registry: consul
+--- init
+>>> consul PUT /v1/kv/upstreams/test/127.0.0.1:8089
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/test/ upsync_interval=50ms upsync_timeout=6m upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+    }
+--- config
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?test
+Upstream name: test; Backend server count: 1
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> upgrade
+>>> consul PUT /v1/kv/upstreams/test/127.0.0.1:8090
+>>> wait /show?test
+Upstream name: test; Backend server count: 2
+        server 127.0.0.1:8090 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> same /show?test 10
+Upstream name: test; Backend server count: 2
+        server 127.0.0.1:8090 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+--- no_error_log
+[error]

@@ -17,6 +17,8 @@ package Test::Upsync;
 #   timeout, wait                       seconds
 # Sections of our own:
 #   workers: N                          worker_processes (default 1)
+#   daemon                              run nginx as a daemon (binary upgrades
+#                                       need it)
 #   registry: consul etcd               start these registries for the block
 #   consul_args: --token secret         extra stand-in arguments
 #   init                                steps run before nginx starts
@@ -47,6 +49,8 @@ package Test::Upsync;
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
 #   >>> signal NAME                    send a signal to the nginx master
+#   >>> upgrade                        binary upgrade: USR2, then QUIT to the
+#                                      old master once the new one runs
 #   >>> stop consul|etcd / start ...   stop or restart a registry (same port)
 # Blank lines between steps are not part of a body: a trailing "-keep" on the
 # action line keeps them (the next ">>>" line then ends the body), "-chomp"
@@ -115,13 +119,21 @@ sub spawn (@) {
 }
 
 # Stops a process by its PID: SIGTERM (or $sig), then SIGKILL after 10 s.
+# Whether a process runs (a zombie that nobody reaped does not).
+sub alive ($) {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    my $stat = slurp("/proc/$pid/stat") // '';
+    return $stat !~ /^\d+ \(.*\) Z/;
+}
+
 sub stop_pid ($;$) {
     my ($pid, $sig) = @_;
     return unless $pid;
     kill $sig // 'TERM', $pid;
     my $deadline = time + 10;
     while (time < $deadline) {
-        return if waitpid($pid, WNOHANG) == $pid || !kill(0, $pid);
+        return if waitpid($pid, WNOHANG) == $pid || !alive($pid);
         sleep 0.05;
     }
     kill 'KILL', $pid;
@@ -208,6 +220,7 @@ sub write_config ($$$) {
     my $module = $block->module ? trim($block->module) : $MODULE;
     my $load = defined $block->no_module ? '' : "load_module $module;\n";
     my $workers = $block->workers ? trim($block->workers) : 1;
+    my $daemon = defined $block->daemon ? 'on' : 'off';
     my $user = $> == 0 ? "user root;\n" : '';
     my $main = $block->main_config // '';
     my $http = $block->http_config // '';
@@ -215,7 +228,7 @@ sub write_config ($$$) {
     my $port = $vars->{SERVER_PORT};
     my $conf = <<"END";
 ${load}${user}worker_processes $workers;
-daemon off;
+daemon $daemon;
 master_process on;
 pid $dir/logs/nginx.pid;
 error_log $dir/logs/error.log info;
@@ -245,13 +258,21 @@ END
     spew("$dir/conf/nginx.conf", $conf);
 }
 
-sub start_nginx ($$) {
-    my ($dir, $port) = @_;
+sub start_nginx ($$;$) {
+    my ($dir, $port, $daemon) = @_;
     $nginx_pid = spawn("$dir/logs/stderr.log", $NGINX, '-p', "$dir/", '-c', "$dir/conf/nginx.conf",
         '-e', "$dir/logs/error.log");
+    if ($daemon) {
+        # The process we started forks the master and exits: follow the pid file.
+        my $starter = $nginx_pid;
+        waitpid($starter, 0);
+        $nginx_pid = undef;
+        wait_until(10, sub { ($nginx_pid) = (slurp("$dir/logs/nginx.pid") // '') =~ /(\d+)/; $nginx_pid });
+        return unless $nginx_pid;
+    }
     my $exited;
     wait_until(10, sub {
-        $exited = waitpid($nginx_pid, WNOHANG) == $nginx_pid;
+        $exited = waitpid($nginx_pid, WNOHANG) == $nginx_pid || !alive($nginx_pid);
         return $exited || IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1);
     });
     $nginx_pid = undef if $exited;
@@ -348,7 +369,7 @@ sub run_block ($) {
     run_steps($ctx, $block->init) if defined $block->init;
 
     write_config($block, $dir, \%vars);
-    my $started = start_nginx($dir, $vars{SERVER_PORT});
+    my $started = start_nginx($dir, $vars{SERVER_PORT}, defined $block->daemon);
 
     if (defined $block->must_die) {
         ok(!$started, "$name - nginx refuses to start");
@@ -487,6 +508,7 @@ my %STEP = (
     same => \&step_same,
     sleep => sub { sleep $_[1]{words}[1] },
     reload => \&step_reload,
+    upgrade => \&step_upgrade,
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
     stop => sub { stop_registry($_[1]{words}[1]) },
     start => sub { start_registry($_[1]{words}[1], $_[0]{dir}, $registry{ $_[1]{words}[1] }{args}) },
@@ -619,6 +641,25 @@ sub step_same {
             if $res->{status} != 200 || $res->{content} ne $step->{body};
     }
     ok(!@differ, "$ctx->{name} - $step->{line}") or diag($differ[0]);
+}
+
+sub step_upgrade {
+    my ($ctx, $step) = @_;
+    my $dir = $ctx->{dir};
+    my $old = $nginx_pid;
+    my $before = worker_starts($dir);
+    kill 'USR2', $old or die "no nginx to upgrade\n";
+    my $new;
+    my $ok = wait_until(10, sub {
+        $new = slurp("$dir/logs/nginx.pid") // '';
+        chomp $new;
+        -e "$dir/logs/nginx.pid.oldbin" && $new =~ /^\d+$/ && $new != $old
+            && worker_starts($dir) > $before;
+    });
+    ok($ok, "$ctx->{name} - a new master runs") or return;
+    stop_pid($old, 'QUIT');
+    $nginx_pid = $new;
+    ok(!-e "$dir/logs/nginx.pid.oldbin", "$ctx->{name} - the old master is gone");
 }
 
 sub step_reload {
