@@ -13,6 +13,8 @@ pub enum RegistryKind {
     ConsulHealth,
     /// etcd v2 keys API.
     Etcd,
+    /// etcd v3 over its JSON gateway: the path is the key prefix.
+    EtcdV3,
 }
 
 impl RegistryKind {
@@ -22,6 +24,7 @@ impl RegistryKind {
             "consul_services" => Self::ConsulServices,
             "consul_health" => Self::ConsulHealth,
             "etcd" => Self::Etcd,
+            "etcdv3" => Self::EtcdV3,
             _ => return None,
         })
     }
@@ -32,6 +35,7 @@ impl RegistryKind {
             Self::ConsulServices => "consul_services",
             Self::ConsulHealth => "consul_health",
             Self::Etcd => "etcd",
+            Self::EtcdV3 => "etcdv3",
         }
     }
 
@@ -116,7 +120,7 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
                 None => {
                     return err(format!(
                         "unknown upsync_type \"{value}\" (expected consul, consul_services, \
-                         consul_health or etcd)"
+                         consul_health, etcd or etcdv3)"
                     ))
                 }
             },

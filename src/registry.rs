@@ -8,6 +8,7 @@
 
 pub mod consul;
 pub mod etcd;
+pub mod etcdv3;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -68,6 +69,31 @@ pub(crate) fn quote(s: &str) -> String {
         Some((cut, _)) => format!("{:?}...", s.get(..cut).unwrap_or_default()),
         None => format!("{s:?}"),
     }
+}
+
+/// The server a key under `folder` (a prefix ending in '/') names: `None`
+/// for a folder (the prefix itself included), an error that names the key
+/// for a key outside the folder, in a sub-folder or that is not an address.
+pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, String> {
+    if key.ends_with('/') || key.is_empty() || format!("{key}/") == folder {
+        return Ok(None);
+    }
+    let Some(rest) = key.strip_prefix(folder) else {
+        return Err(format!(
+            "key {} is not under the prefix {}, skipped",
+            quote(key),
+            quote(folder)
+        ));
+    };
+    if rest.contains('/') {
+        return Err(format!(
+            "key {} is in a sub-folder of the prefix, skipped",
+            quote(key)
+        ));
+    }
+    parse_address(rest)
+        .map(Some)
+        .map_err(|e| format!("key {}: {e}, skipped", quote(key)))
 }
 
 /// Defaults of registry-provided servers (C module): weight 1, max_fails 2,

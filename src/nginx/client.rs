@@ -48,6 +48,9 @@ pub(crate) trait FetchOwner {
     fn fetch(&mut self) -> &mut Fetch;
     /// The exchange ended; the connection is already closed.
     fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>);
+    /// A streaming exchange received more of a 200 response's body. The
+    /// owner may close the fetch from here.
+    fn fetch_data(&mut self, _data: Vec<u8>) {}
 }
 
 /// One exchange with a registry at a time.
@@ -62,6 +65,10 @@ pub(crate) struct Fetch {
     parser: Option<ResponseParser>,
     connect_timeout: ngx_msec_t,
     read_timeout: ngx_msec_t,
+    /// Hand the body to the owner as it comes, and time out only when the
+    /// stream is silent for the read timeout.
+    streaming: bool,
+    streamed: Vec<u8>,
 }
 
 impl Fetch {
@@ -81,6 +88,8 @@ impl Fetch {
             parser: None,
             connect_timeout: 0,
             read_timeout: 0,
+            streaming: false,
+            streamed: Vec::new(),
         }
     }
 
@@ -96,6 +105,7 @@ impl Fetch {
         max_body: usize,
         connect_timeout: ngx_msec_t,
         read_timeout: ngx_msec_t,
+        streaming: bool,
     ) {
         // SAFETY: per the contract, `owner` is live and not borrowed elsewhere.
         let f = unsafe { (*owner).fetch() };
@@ -105,6 +115,8 @@ impl Fetch {
         f.parser = Some(ResponseParser::new(max_body, false));
         f.connect_timeout = connect_timeout;
         f.read_timeout = read_timeout;
+        f.streaming = streaming;
+        f.streamed.clear();
         f.name_str = ngx_str_t {
             len: f.name.len(),
             data: f.name.as_ptr().cast_mut(),
@@ -213,11 +225,21 @@ unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bo
             f.on_write(c)
         }
     };
-    if let Step::Done(result) = step {
-        // SAFETY: as above.
-        unsafe {
-            (*owner).fetch().close();
-            (*owner).fetch_done(result);
+    match step {
+        Step::Done(result) => {
+            // SAFETY: as above.
+            unsafe {
+                (*owner).fetch().close();
+                (*owner).fetch_done(result);
+            }
+        }
+        Step::Pending => {
+            // SAFETY: as above.
+            let data = unsafe { std::mem::take(&mut (*owner).fetch().streamed) };
+            if !data.is_empty() {
+                // SAFETY: as above.
+                unsafe { (*owner).fetch_data(data) };
+            }
         }
     }
 }
@@ -297,6 +319,13 @@ impl Fetch {
                 if n > 0 {
                     match parser.feed(&buf[..n as usize]) {
                         Ok(true) => return Step::Done(Ok(self.take_parser())),
+                        Ok(false) if self.streaming => {
+                            if parser.status() == Some(200) {
+                                self.streamed.extend(parser.take_body());
+                            }
+                            // A stream times out only when silent.
+                            ngx::ffi::ngx_add_timer(rev, self.read_timeout);
+                        }
                         Ok(false) => continue,
                         Err(e) => return Step::Done(Err(FetchError::Parse(e))),
                     }

@@ -21,6 +21,7 @@ use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
 use crate::http::{build_request, ResponseParser};
 use crate::registry::consul::{self, IndexState};
+use crate::registry::etcdv3::{self, Event, WatchMessage};
 use crate::registry::{etcd, ParseError, Parsed};
 use crate::server::Server;
 
@@ -47,6 +48,11 @@ pub(crate) struct Upstream {
     etcd_wait: Option<u64>,
     /// The exchange under way is an etcd watch.
     watching: bool,
+    /// etcd v3: the keys under the prefix and the revision they are at
+    /// (`None`: read the range again), and a partial line of the watch.
+    v3_keys: etcdv3::Keys,
+    v3_revision: Option<u64>,
+    v3_line: Vec<u8>,
     /// Only one process writes the dump file.
     writes_dump: bool,
     timer: ngx_event_t,
@@ -90,6 +96,9 @@ impl Upstream {
             index: IndexState::default(),
             etcd_wait: None,
             watching: false,
+            v3_keys: etcdv3::Keys::new(),
+            v3_revision: None,
+            v3_line: Vec::new(),
             writes_dump: false,
             // SAFETY: all-zero is the initial state of an nginx event.
             timer: unsafe { std::mem::zeroed() },
@@ -144,6 +153,25 @@ impl Upstream {
     /// The request of the next poll; `blocking`: a long poll may be used.
     fn next_request(&mut self, blocking: bool) -> Vec<u8> {
         self.watching = false;
+        if self.conf.kind == RegistryKind::EtcdV3 {
+            let prefix = &self.conf.path;
+            let (target, body) = match self.v3_revision.filter(|_| blocking) {
+                Some(rev) => {
+                    self.watching = true;
+                    self.v3_line.clear();
+                    ("/v3/watch", etcdv3::watch_request(prefix, rev + 1))
+                }
+                None => ("/v3/kv/range", etcdv3::range_request(prefix)),
+            };
+            let headers = [("Content-Type", "application/json")];
+            return build_request(
+                "POST",
+                &self.conf.authority,
+                target,
+                &headers,
+                body.as_bytes(),
+            );
+        }
         let target = if self.conf.kind == RegistryKind::Etcd {
             let sep = if self.conf.path.contains('?') {
                 '&'
@@ -202,6 +230,7 @@ impl Upstream {
                 MAX_BODY,
                 CONNECT_TIMEOUT_MS.min(self.conf.timeout_ms) as ngx_msec_t,
                 self.conf.timeout_ms as ngx_msec_t,
+                self.watching && self.conf.kind == RegistryKind::EtcdV3,
             )
         };
     }
@@ -237,10 +266,10 @@ impl Upstream {
     /// One registry answer: check it, parse it, apply it. Says when to poll
     /// next.
     fn handle_response(&mut self, parser: &ResponseParser) -> Next {
-        if self.conf.kind == RegistryKind::Etcd {
-            self.handle_etcd(parser)
-        } else {
-            self.handle_consul(parser)
+        match self.conf.kind {
+            RegistryKind::Etcd => self.handle_etcd(parser),
+            RegistryKind::EtcdV3 => self.handle_etcd_v3(parser),
+            _ => self.handle_consul(parser),
         }
     }
 
@@ -320,6 +349,96 @@ impl Upstream {
         } else {
             Next::Interval
         }
+    }
+
+    /// etcd v3: a range read, then a streaming watch from its revision + 1
+    /// whose events are applied as they come (`fetch_data`). The end of the
+    /// stream, compaction, cancellation or an error lead to a new read.
+    fn handle_etcd_v3(&mut self, parser: &ResponseParser) -> Next {
+        let status = parser.status().unwrap_or(0);
+        if std::mem::take(&mut self.watching) {
+            if status == 200 {
+                let rest = parser.body().to_vec();
+                self.watch_data(rest);
+            } else {
+                self.log_bad_status(status, parser.body());
+            }
+            self.v3_revision = None;
+            return if status == 200 {
+                Next::Now
+            } else {
+                Next::Interval
+            };
+        }
+        if status != 200 {
+            self.log_bad_status(status, parser.body());
+            return Next::Interval;
+        }
+        match etcdv3::parse_range(parser.body()) {
+            Ok((revision, keys)) => {
+                self.v3_keys = keys;
+                self.v3_revision = Some(revision);
+                self.apply_v3_keys();
+                Next::Now
+            }
+            Err(e) => {
+                self.log_unusable(&e);
+                Next::Interval
+            }
+        }
+    }
+
+    fn apply_v3_keys(&mut self) {
+        let parsed = etcdv3::servers(&self.conf.path, &self.v3_keys);
+        if parsed.servers.is_empty() && self.v3_keys.is_empty() {
+            self.log_nothing_under();
+            return;
+        }
+        self.use_answer(Ok(parsed));
+    }
+
+    /// Lines of an etcd v3 watch stream. Returns false when the watch ended.
+    fn watch_data(&mut self, data: Vec<u8>) -> bool {
+        self.v3_line.extend(data);
+        while let Some(end) = self.v3_line.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.v3_line.drain(..=end).collect();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match etcdv3::parse_watch_line(&line) {
+                Ok(WatchMessage::Created) => {}
+                Ok(WatchMessage::Events { revision, events }) => {
+                    self.v3_revision = Some(revision);
+                    if events.is_empty() {
+                        continue;
+                    }
+                    for event in events {
+                        match event {
+                            Event::Put(key, value) => self.v3_keys.insert(key, value),
+                            Event::Delete(key) => self.v3_keys.remove(&key),
+                        };
+                    }
+                    self.apply_v3_keys();
+                }
+                Ok(WatchMessage::Ended(why)) => {
+                    log!(
+                        NGX_LOG_INFO,
+                        cycle_log(),
+                        "upstream \"{}\": etcd watch ended ({}), reading the list again",
+                        self.name,
+                        why
+                    );
+                    self.v3_revision = None;
+                    return false;
+                }
+                Err(e) => {
+                    self.log_unusable(&e);
+                    self.v3_revision = None;
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Applies a parsed answer, logging what was wrong in it; false when it
@@ -460,6 +579,14 @@ impl FetchOwner for Upstream {
         &mut self.fetch
     }
 
+    fn fetch_data(&mut self, data: Vec<u8>) {
+        if !self.watch_data(data) {
+            self.fetch.close();
+            self.watching = false;
+            self.schedule(0);
+        }
+    }
+
     fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>) {
         let next = match result {
             Ok(parser) => self.handle_response(&parser),
@@ -477,6 +604,7 @@ impl FetchOwner for Upstream {
             Err(e) => {
                 self.index.reset();
                 self.etcd_wait = None;
+                self.v3_revision = None;
                 self.watching = false;
                 log!(
                     NGX_LOG_ERR,

@@ -5,7 +5,10 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{apply_attributes, apply_tags, parse_address, parse_json, quote, server_with_defaults};
+use super::{
+    apply_attributes, apply_tags, key_address, parse_address, parse_json, quote,
+    server_with_defaults,
+};
 use super::{ParseError, Parsed};
 use crate::server::Server;
 
@@ -85,29 +88,11 @@ pub fn parse_kv(prefix: &str, body: &[u8]) -> Result<Parsed, ParseError> {
                 .push(format!("entry {i} of the kv answer has no key, skipped"));
             continue;
         };
-        if key.ends_with('/') || key.is_empty() || format!("{key}/") == prefix {
-            continue; // a folder, the prefix itself included
-        }
-        let Some(rest) = key.strip_prefix(prefix.as_str()) else {
-            out.warnings.push(format!(
-                "key {} is not under the prefix {}, skipped",
-                quote(key),
-                quote(&prefix)
-            ));
-            continue;
-        };
-        if rest.contains('/') {
-            out.warnings.push(format!(
-                "key {} is in a sub-folder of the prefix, skipped",
-                quote(key)
-            ));
-            continue;
-        }
-        let mut server = match parse_address(rest) {
-            Ok(name) => server_with_defaults(name),
+        let mut server = match key_address(&prefix, key) {
+            Ok(Some(name)) => server_with_defaults(name),
+            Ok(None) => continue,
             Err(e) => {
-                out.warnings
-                    .push(format!("key {}: {e}, skipped", quote(key)));
+                out.warnings.push(e);
                 continue;
             }
         };

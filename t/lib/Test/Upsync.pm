@@ -31,6 +31,8 @@ package Test::Upsync;
 #
 # Steps: a list of ">>> action args" lines, each followed by its body:
 #   >>> consul METHOD /path            request to the Consul stand-in; body sent
+#   >>> etcd3 put KEY / delete KEY     etcd v3 through its JSON gateway (the
+#   >>> etcd3 compact                  body is the value); compact to now
 #   >>> etcd METHOD /path              request to etcd; body sent (chomped)
 #                                      (either: a trailing "xN" sends it N times)
 #   >>> http METHOD /uri [status=N]    request to nginx; body, if any, is the
@@ -71,6 +73,8 @@ use File::Path qw(make_path remove_tree);
 use File::Spec;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
@@ -503,6 +507,7 @@ my %STEP = (
     no_file => \&step_no_file,
     write => sub { spew($_[1]{words}[1], $_[1]{body}) },
     expect => \&step_expect,
+    etcd3 => \&step_etcd3,
     log => \&step_log,
     traffic => \&step_traffic,
     same => \&step_same,
@@ -539,6 +544,33 @@ sub step_registry {
     }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
+}
+
+sub etcd3_call ($$) {
+    my ($path, $request) = @_;
+    my $r = $registry{etcd} or die "etcd is not running (add '--- registry: etcd')\n";
+    my $res = http_request('POST', "http://127.0.0.1:$r->{port}$path",
+        JSON::PP::encode_json($request), { 'Content-Type' => 'application/json' });
+    die "etcd $path: $res->{status} $res->{content}\n" unless $res->{success};
+    return JSON::PP::decode_json($res->{content});
+}
+
+sub step_etcd3 {
+    my ($ctx, $step) = @_;
+    my (undef, $op, $key) = @{ $step->{words} };
+    my $b64 = sub { encode_base64($_[0], '') };
+    (my $value = $step->{body}) =~ s/\n\z//;
+    if ($op eq 'put') {
+        etcd3_call('/v3/kv/put', { key => $b64->($key), value => $b64->($value) });
+    } elsif ($op eq 'delete') {
+        etcd3_call('/v3/kv/deleterange', { key => $b64->($key) });
+    } elsif ($op eq 'compact') {
+        my $rev = etcd3_call('/v3/kv/range', { key => $b64->("\0") })->{header}{revision};
+        etcd3_call('/v3/kv/compaction', { revision => $rev });
+    } else {
+        die "unknown etcd3 operation '$op'\n";
+    }
+    pass("$ctx->{name} - $step->{line}");
 }
 
 sub step_expect {
