@@ -65,6 +65,10 @@ pub struct UpsyncConf {
     pub strong_dependency: bool,
     /// Consul ACL token, sent as `X-Consul-Token`; never logged.
     pub token: Option<String>,
+    /// etcd user and password (v2: basic auth; v3: authenticate, then the
+    /// token); the password is never logged.
+    pub user: Option<String>,
+    pub password: Option<String>,
 }
 
 /// Default `upsync_interval`: 5s.
@@ -104,6 +108,8 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
     let mut timeout_ms = DEFAULT_TIMEOUT_MS;
     let mut strong_dependency = false;
     let mut token = None;
+    let mut user = None;
+    let mut password = None;
     let mut seen: Vec<&str> = Vec::new();
 
     for param in params {
@@ -148,6 +154,9 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
                 }
                 token = Some(value.to_string());
             }
+            "upsync_user" if !value.is_empty() => user = Some(value.to_string()),
+            "upsync_password" if !value.is_empty() => password = Some(value.to_string()),
+            "upsync_user" | "upsync_password" => return err(format!("empty {name}")),
             // Never echo the value: it may be a secret.
             _ => return err(format!("unknown parameter \"{name}\"")),
         }
@@ -159,6 +168,12 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
     if token.is_some() && !kind.is_consul() {
         return err("upsync_token is for the consul types only");
     }
+    if (user.is_some() || password.is_some()) && kind.is_consul() {
+        return err("upsync_user and upsync_password are for the etcd types only");
+    }
+    if user.is_some() != password.is_some() {
+        return err("upsync_user and upsync_password go together");
+    }
     Ok(UpsyncConf {
         authority: authority.to_string(),
         host,
@@ -169,6 +184,8 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
         timeout_ms,
         strong_dependency,
         token,
+        user,
+        password,
     })
 }
 
@@ -370,6 +387,19 @@ mod tests {
             "upsync_token is for the consul types only"
         );
         assert_eq!(e(""), "needs the registry address and path");
+        assert_eq!(
+            e("h/p upsync_type=consul upsync_user=a upsync_password=b"),
+            "upsync_user and upsync_password are for the etcd types only"
+        );
+        assert_eq!(
+            e("h/p upsync_type=etcdv3 upsync_user=a"),
+            "upsync_user and upsync_password go together"
+        );
+        let c = parse("h/p upsync_type=etcdv3 upsync_user=a upsync_password=b").unwrap();
+        assert_eq!(
+            (c.user.as_deref(), c.password.as_deref()),
+            (Some("a"), Some("b"))
+        );
     }
 
     #[test]

@@ -123,3 +123,88 @@ Upstream name: test; Backend server count: 1
 Upstream name: test; Backend server count: 2
         server 127.0.0.1:8090 weight=2 max_fails=2 fail_timeout=10s;
         server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+
+=== TEST 4: auth: the module authenticates, sends the token, and never logs the password
+--- registry: etcd
+--- init
+>>> run
+export ETCDCTL_API=3; e="etcdctl --endpoints=127.0.0.1:$TEST_NGINX_ETCD_PORT"
+$e user add root:r00t-pw && $e user grant-role root root && $e auth enable
+$e --user root:r00t-pw put /upstreams/test/127.0.0.1:8089 '{"weight":2}'
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/upstreams/test/ upsync_interval=50ms upsync_type=etcdv3 upsync_user=root upsync_password=r00t-pw;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+        server 127.0.0.1:8088;
+    }
+--- config
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?test
+Upstream name: test; Backend server count: 1
+        server 127.0.0.1:8089 weight=2 max_fails=2 fail_timeout=10s;
+
+>>> run
+ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:$TEST_NGINX_ETCD_PORT --user root:r00t-pw put /upstreams/test/127.0.0.1:8090 ''
+>>> wait /show?test
+Upstream name: test; Backend server count: 2
+        server 127.0.0.1:8090 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:8089 weight=2 max_fails=2 fail_timeout=10s;
+--- no_error_log
+r00t-pw
+[error]
+
+=== TEST 5: auth with a wrong password: a clear error, the list is kept
+--- registry: etcd
+--- init
+>>> run
+export ETCDCTL_API=3; e="etcdctl --endpoints=127.0.0.1:$TEST_NGINX_ETCD_PORT"
+$e user add root:r00t-pw && $e user grant-role root root && $e auth enable
+$e --user root:r00t-pw put /upstreams/test/127.0.0.1:8089 ''
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/upstreams/test/ upsync_interval=100ms upsync_type=etcdv3 upsync_user=root upsync_password=wrong-pw;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+        server 127.0.0.1:8088;
+    }
+--- config
+    location /show { upstream_show; }
+--- steps
+>>> log etcd authentication as "root" failed \(etcd error: etcdserver: authentication failed, invalid user ID or password\), keeping the last list
+>>> http GET /show?test
+Upstream name: test; Backend server count: 1
+        server 127.0.0.1:8088 weight=1 max_fails=1 fail_timeout=10s;
+--- no_error_log
+wrong-pw
+r00t-pw
+
+=== TEST 6: an expired token is replaced: the module authenticates again
+--- registry: etcd
+--- etcd_args: --auth-token-ttl 1
+--- init
+>>> run
+export ETCDCTL_API=3; e="etcdctl --endpoints=127.0.0.1:$TEST_NGINX_ETCD_PORT"
+$e user add root:r00t-pw && $e user grant-role root root && $e auth enable
+$e --user root:r00t-pw put /upstreams/test/127.0.0.1:8089 ''
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/upstreams/test/ upsync_interval=50ms upsync_timeout=2s upsync_type=etcdv3 upsync_user=root upsync_password=r00t-pw;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+    }
+--- config
+    location /show { upstream_show; }
+--- timeout: 20
+--- steps
+>>> wait /show?test
+Upstream name: test; Backend server count: 1
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> log etcd refused the token, authenticating again
+>>> run
+ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:$TEST_NGINX_ETCD_PORT --user root:r00t-pw put /upstreams/test/127.0.0.1:8090 ''
+>>> wait /show?test
+Upstream name: test; Backend server count: 2
+        server 127.0.0.1:8090 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+--- no_error_log
+r00t-pw

@@ -24,6 +24,8 @@ use crate::registry::consul::{self, IndexState};
 use crate::registry::etcdv3::{self, Event, WatchMessage};
 use crate::registry::{etcd, ParseError, Parsed};
 use crate::server::Server;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 
 /// Registry answers larger than this are refused with an error.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -53,6 +55,11 @@ pub(crate) struct Upstream {
     v3_keys: etcdv3::Keys,
     v3_revision: Option<u64>,
     v3_line: Vec<u8>,
+    /// etcd v3 auth token (never logged); the exchange under way
+    /// authenticates; the token was just issued (a refusal is then final).
+    v3_token: Option<String>,
+    authenticating: bool,
+    token_fresh: bool,
     /// Only one process writes the dump file.
     writes_dump: bool,
     timer: ngx_event_t,
@@ -99,6 +106,9 @@ impl Upstream {
             v3_keys: etcdv3::Keys::new(),
             v3_revision: None,
             v3_line: Vec::new(),
+            v3_token: None,
+            authenticating: false,
+            token_fresh: false,
             writes_dump: false,
             // SAFETY: all-zero is the initial state of an nginx event.
             timer: unsafe { std::mem::zeroed() },
@@ -153,8 +163,23 @@ impl Upstream {
     /// The request of the next poll; `blocking`: a long poll may be used.
     fn next_request(&mut self, blocking: bool) -> Vec<u8> {
         self.watching = false;
+        self.authenticating = false;
         if self.conf.kind == RegistryKind::EtcdV3 {
             let prefix = &self.conf.path;
+            let json = ("Content-Type", "application/json");
+            if let (Some(user), Some(password), None) =
+                (&self.conf.user, &self.conf.password, &self.v3_token)
+            {
+                self.authenticating = true;
+                let body = etcdv3::auth_request(user, password);
+                return build_request(
+                    "POST",
+                    &self.conf.authority,
+                    "/v3/auth/authenticate",
+                    &[json],
+                    body.as_bytes(),
+                );
+            }
             let (target, body) = match self.v3_revision.filter(|_| blocking) {
                 Some(rev) => {
                     self.watching = true;
@@ -163,7 +188,10 @@ impl Upstream {
                 }
                 None => ("/v3/kv/range", etcdv3::range_request(prefix)),
             };
-            let headers = [("Content-Type", "application/json")];
+            let mut headers = vec![json];
+            if let Some(token) = &self.v3_token {
+                headers.push(("Authorization", token));
+            }
             return build_request(
                 "POST",
                 &self.conf.authority,
@@ -201,9 +229,14 @@ impl Upstream {
                 self.wait_secs(),
             )
         };
+        let basic;
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(token) = &self.conf.token {
             headers.push(("X-Consul-Token", token));
+        }
+        if let (Some(user), Some(password)) = (&self.conf.user, &self.conf.password) {
+            basic = format!("Basic {}", B64.encode(format!("{user}:{password}")));
+            headers.push(("Authorization", &basic));
         }
         build_request("GET", &self.conf.authority, &target, &headers, b"")
     }
@@ -240,26 +273,34 @@ impl Upstream {
     /// list it has and says so.
     fn pull_before_serving(&mut self) {
         let bound = std::time::Duration::from_millis(self.conf.timeout_ms.min(10_000));
-        let request = self.next_request(false);
-        match super::blocking::exchange(self.registry, &request, bound, MAX_BODY) {
-            Ok(parser) => {
-                log!(
-                    NGX_LOG_NOTICE,
+        // Two exchanges when the first one only authenticates (etcd v3).
+        for _ in 0..2 {
+            let request = self.next_request(false);
+            let authenticating = self.authenticating;
+            match super::blocking::exchange(self.registry, &request, bound, MAX_BODY) {
+                Ok(parser) => {
+                    self.handle_response(&parser);
+                    if authenticating && self.v3_token.is_some() {
+                        continue;
+                    }
+                    log!(
+                        NGX_LOG_NOTICE,
+                        cycle_log(),
+                        "upstream \"{}\": strong_dependency: registry answered {} before serving",
+                        self.name,
+                        parser.status().unwrap_or(0)
+                    );
+                }
+                Err(e) => log!(
+                    NGX_LOG_ERR,
                     cycle_log(),
-                    "upstream \"{}\": strong_dependency: registry answered {} before serving",
+                    "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the list it has",
                     self.name,
-                    parser.status().unwrap_or(0)
-                );
-                self.handle_response(&parser);
+                    self.conf.authority,
+                    e
+                ),
             }
-            Err(e) => log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the list it has",
-                self.name,
-                self.conf.authority,
-                e
-            ),
+            break;
         }
     }
 
@@ -356,6 +397,47 @@ impl Upstream {
     /// stream, compaction, cancellation or an error lead to a new read.
     fn handle_etcd_v3(&mut self, parser: &ResponseParser) -> Next {
         let status = parser.status().unwrap_or(0);
+        if std::mem::take(&mut self.authenticating) {
+            return match etcdv3::parse_auth(parser.body()) {
+                Ok(token) => {
+                    self.v3_token = Some(token);
+                    self.token_fresh = true;
+                    Next::Now
+                }
+                Err(e) => {
+                    log!(
+                        NGX_LOG_ERR,
+                        cycle_log(),
+                        "upstream \"{}\": etcd authentication as \"{}\" failed ({}), keeping the last list",
+                        self.name,
+                        self.conf.user.as_deref().unwrap_or(""),
+                        e
+                    );
+                    Next::Interval
+                }
+            };
+        }
+        if self.conf.user.is_some() && etcdv3::needs_auth(status, parser.body()) {
+            // The token expired or was revoked: authenticate again, at once
+            // unless the token was brand new.
+            self.v3_token = None;
+            self.watching = false;
+            self.v3_revision = None;
+            if std::mem::take(&mut self.token_fresh) {
+                self.log_bad_status(status, parser.body());
+                return Next::Interval;
+            }
+            log!(
+                NGX_LOG_INFO,
+                cycle_log(),
+                "upstream \"{}\": etcd refused the token, authenticating again",
+                self.name
+            );
+            return Next::Now;
+        }
+        if status == 200 {
+            self.token_fresh = false;
+        }
         if std::mem::take(&mut self.watching) {
             if status == 200 {
                 let rest = parser.body().to_vec();

@@ -50,6 +50,30 @@ pub fn watch_request(prefix: &str, start_revision: u64) -> String {
     .to_string()
 }
 
+/// `POST /v3/auth/authenticate` body.
+pub fn auth_request(name: &str, password: &str) -> String {
+    json!({"name": name, "password": password}).to_string()
+}
+
+/// The token of an authenticate answer.
+pub fn parse_auth(body: &[u8]) -> Result<String, ParseError> {
+    let root = parse_json(body)?;
+    if let Some(e) = gateway_error(&root) {
+        return Err(e);
+    }
+    root.get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .ok_or_else(|| ParseError("authenticate answer without a token".into()))
+}
+
+/// Whether etcd refused a request for want of a (valid) token.
+pub fn needs_auth(status: u16, body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    status == 401 || text.contains("invalid auth token") || text.contains("user name is empty")
+}
+
 /// An int64 as the gateway writes it (a string), or a plain number.
 fn int(v: Option<&Value>) -> Option<u64> {
     match v? {
@@ -275,6 +299,30 @@ mod tests {
             WatchMessage::Ended(_)
         ));
         assert!(parse_watch_line(b"garbage").is_err());
+    }
+
+    #[test]
+    fn auth() {
+        assert_eq!(
+            parse_auth(br#"{"header":{},"token":"abc.1"}"#).unwrap(),
+            "abc.1"
+        );
+        let failed = br#"{"error":"etcdserver: authentication failed, invalid user ID or password","code":3}"#;
+        assert!(parse_auth(failed)
+            .unwrap_err()
+            .0
+            .contains("authentication failed"));
+        assert!(needs_auth(401, b""));
+        assert!(needs_auth(
+            400,
+            br#"{"error":"etcdserver: user name is empty"}"#
+        ));
+        assert!(!needs_auth(400, failed));
+        let r: Value = serde_json::from_str(&auth_request("u", "p")).unwrap();
+        assert_eq!(
+            (r["name"].as_str(), r["password"].as_str()),
+            (Some("u"), Some("p"))
+        );
     }
 
     #[test]

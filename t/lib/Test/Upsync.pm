@@ -48,6 +48,7 @@ package Test::Upsync;
 #                                      COUNT is a number, ">0" or "*"; bodies
 #                                      not listed must not answer
 #   >>> same /uri N                    N requests, every answer exactly the body
+#   >>> run                            run the body with bash; it must succeed
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
 #   >>> signal NAME                    send a signal to the nginx master
@@ -508,6 +509,7 @@ my %STEP = (
     write => sub { spew($_[1]{words}[1], $_[1]{body}) },
     expect => \&step_expect,
     etcd3 => \&step_etcd3,
+    run => \&step_run,
     log => \&step_log,
     traffic => \&step_traffic,
     same => \&step_same,
@@ -544,6 +546,14 @@ sub step_registry {
     }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
+}
+
+sub step_run {
+    my ($ctx, $step) = @_;
+    open(my $fh, '-|', 'bash', '-c', "exec 2>&1; $step->{body}") or die "bash: $!";
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    ok($? == 0, "$ctx->{name} - run: $step->{body}") or diag($out);
 }
 
 sub etcd3_call ($$) {
