@@ -188,3 +188,36 @@ etcd watch idle, renewing it
 >>> http GET /show?test
 Upstream name: test; Backend server count: 1
         server 127.0.0.1:8088 weight=1 max_fails=1 fail_timeout=10s;
+
+=== TEST 5: basic auth, with the guest role revoked; the password never logged
+--- registry: etcd
+--- init
+>>> run
+u=http://127.0.0.1:$TEST_NGINX_ETCD_PORT
+curl -sf -X PUT $u/v2/keys/upstreams/test/127.0.0.1:8089 -d value= >/dev/null
+curl -sf -X PUT $u/v2/auth/users/root -d '{"user":"root","password":"r00t-pw"}' >/dev/null
+curl -sf -X PUT $u/v2/auth/enable >/dev/null
+curl -sf -u root:r00t-pw -X PUT $u/v2/auth/roles/guest -d '{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}' >/dev/null
+test "$(curl -s -o /dev/null -w '%{http_code}' $u/v2/keys/upstreams/test)" = 401
+--- http_config
+    upstream test {
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/v2/keys/upstreams/test upsync_interval=50ms upsync_type=etcd upsync_user=root upsync_password=r00t-pw;
+        upsync_dump_path $TEST_NGINX_DIR/servers_test.conf;
+        server 127.0.0.1:8088;
+    }
+--- config
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?test
+Upstream name: test; Backend server count: 1
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> run
+curl -sf -u root:r00t-pw -X PUT http://127.0.0.1:$TEST_NGINX_ETCD_PORT/v2/keys/upstreams/test/127.0.0.1:8090 -d value= >/dev/null
+>>> wait /show?test
+Upstream name: test; Backend server count: 2
+        server 127.0.0.1:8090 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
+--- no_error_log
+r00t-pw
+[error]

@@ -208,3 +208,37 @@ Upstream name: test; Backend server count: 2
         server 127.0.0.1:8089 weight=1 max_fails=2 fail_timeout=10s;
 --- no_error_log
 r00t-pw
+
+=== TEST 7: real traffic follows etcd v3, two workers
+--- workers: 2
+--- registry: etcd
+--- http_config
+    upstream app {
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/upstreams/app/ upsync_interval=50ms upsync_type=etcdv3;
+        upsync_dump_path $TEST_NGINX_DIR/servers_app.conf;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+--- config
+    location / { proxy_pass http://app; }
+    location /show { upstream_show; }
+--- steps
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT1
+>>> sleep 0.5
+>>> traffic / 10
+one 10
+
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT2
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT1
+{"down":1}
+>>> sleep 0.5
+>>> traffic / 10
+two 10
+
+>>> etcd3 delete /upstreams/app/127.0.0.1:$TEST_NGINX_PORT2
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT1
+>>> sleep 0.5
+>>> traffic / 10
+one 10
+--- no_error_log
+[error]
