@@ -346,6 +346,10 @@ extern "C" {
 }
 
 /// Pool cleanup of a request: drops its reference on a generation.
+///
+/// # Safety
+/// nginx calls it once, when the request's pool is destroyed, with the
+/// generation pointer `hold` registered.
 unsafe extern "C" fn release(data: *mut c_void) {
     let gen = data.cast::<Generation>();
     // SAFETY: `data` is the generation `hold` counted; it is alive while

@@ -14,6 +14,9 @@ use super::peers;
 use crate::show::{render, UpstreamView};
 
 /// Content handler: `GET|HEAD /location?<upstream name>`.
+///
+/// # Safety
+/// nginx calls content handlers with a live request.
 pub(crate) unsafe extern "C" fn upstream_show_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // No panic may unwind into nginx: turn one into a 500.
     catch_unwind(AssertUnwindSafe(|| {

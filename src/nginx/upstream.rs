@@ -743,6 +743,9 @@ unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
 
 /// `peer.init` of a synced upstream: the balancer's own init on the current
 /// generation, plus a reference on that generation for the request's life.
+///
+/// # Safety
+/// nginx calls it with a live request and the upstream being balanced.
 pub(crate) unsafe extern "C" fn init_peer(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
