@@ -1,6 +1,8 @@
 //! How a registry's list changes an upstream's list, with the C module's
 //! observable semantics (upsync-compat.md, "Apply semantics").
 
+use std::collections::{HashMap, HashSet};
+
 use crate::server::Server;
 
 /// What applying a registry list does to the current list.
@@ -29,25 +31,28 @@ pub fn merge(current: &[Server], desired: &[Server], reversed: &mut bool) -> Out
     let mut matched = vec![false; list.len()];
     let mut added: Vec<&Server> = Vec::new();
     let mut changed = false;
+    // Each name once: a name the answer repeats is matched once, the repeat
+    // is ignored.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(desired.len());
+    let position: HashMap<&str, usize> = current
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
 
     for want in desired {
-        match list
-            .iter()
-            .enumerate()
-            .position(|(i, s)| !matched[i] && s.name == want.name)
-        {
-            Some(i) => {
+        if !seen.insert(want.name.as_str()) {
+            continue;
+        }
+        match position.get(want.name.as_str()) {
+            Some(&i) => {
                 matched[i] = true;
                 if list[i] != *want {
                     list[i] = want.clone();
                     changed = true;
                 }
             }
-            // A name the answer repeats is matched once; the repeat is ignored.
-            None if list
-                .iter()
-                .chain(added.iter().copied())
-                .any(|s| s.name == want.name) => {}
             None => added.push(want),
         }
     }

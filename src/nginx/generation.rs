@@ -10,6 +10,7 @@
 //! request holds is ever freed, and every request's `tried` bitmap was sized
 //! from the very list it walks, however much the list grows or shrinks.
 
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::mem;
 use std::net::SocketAddr;
@@ -119,6 +120,8 @@ pub(crate) struct Generation {
 /// same name: the address nginx resolved and the peer's runtime state.
 pub(crate) struct PeerSource<'a> {
     peers: Vec<&'a ngx_http_upstream_rr_peer_t>,
+    /// Peer names to their position in `peers` (the first of a name wins).
+    by_name: HashMap<&'a [u8], usize>,
 }
 
 impl<'a> PeerSource<'a> {
@@ -140,15 +143,16 @@ impl<'a> PeerSource<'a> {
             // SAFETY: as above.
             l = unsafe { (*l).next };
         }
-        PeerSource { peers }
+        let mut by_name = HashMap::with_capacity(peers.len());
+        for (i, p) in peers.iter().enumerate() {
+            // SAFETY: a peer's name lives as long as the peer.
+            by_name.entry(unsafe { str_bytes(&p.name) }).or_insert(i);
+        }
+        PeerSource { peers, by_name }
     }
 
     fn find(&self, name: &str) -> Option<&'a ngx_http_upstream_rr_peer_t> {
-        self.peers
-            .iter()
-            // SAFETY: a peer's name lives as long as the peer.
-            .find(|p| unsafe { str_bytes(&p.name) } == name.as_bytes())
-            .copied()
+        self.by_name.get(name.as_bytes()).map(|&i| self.peers[i])
     }
 
     /// Every server of the list, in list order (primary then backup).
