@@ -9,6 +9,8 @@ mod module;
 mod peers;
 mod show;
 mod upstream;
+#[cfg(ngx_resolve_peers)]
+mod zone;
 
 /// Logs through nginx's log at `$level` (an `NGX_LOG_*` constant), prefixed
 /// with the module's name.

@@ -101,7 +101,18 @@ __DATA__
 --- error_log
 uses "hash ... consistent"
 
-=== TEST 11: the token never shows in errors
+=== TEST 11: a zone before nginx 1.27.3: refused, with what to do
+--- skip_nginx: >=1.27.3
+--- http_config
+    upstream test {
+        zone test 64k;
+        upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
+    }
+--- must_die
+--- error_log
+upstream "test" has a "zone": syncing a shared-memory upstream needs nginx 1.27.3 or newer; remove "zone" to keep a list per worker
+
+=== TEST 12: the token never shows in errors
 --- http_config
     upstream test {
         upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=etcd upsync_token=SECRET-TOKEN;
@@ -112,7 +123,7 @@ upsync_token is for the consul types only
 --- no_error_log
 SECRET-TOKEN
 
-=== TEST 12: every parameter of the C module, no server line, no dump file
+=== TEST 13: every parameter of the C module, no server line, no dump file
 --- http_config
     upstream test {
         upsync 127.0.0.1:1/v1/kv/upstreams/test upsync_type=consul upsync_interval=500ms upsync_timeout=6m strong_dependency=off;

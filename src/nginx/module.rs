@@ -334,9 +334,11 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         return NGX_OK as ngx_int_t;
     };
     // SAFETY: the upstreams of the configuration being built.
-    for &uscf in unsafe { upstreams(umcf) } {
+    let all = unsafe { upstreams(umcf) };
+    let mut seats = Seats::new(cf, all);
+    for &uscf in all {
         // SAFETY: as above.
-        if let Err(msg) = unsafe { take_over(cfr, uscf) } {
+        if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats) } {
             log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
             return NGX_ERROR as ngx_int_t;
         }
@@ -344,11 +346,51 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
+/// Election slots of the synced upstreams that have a `zone`.
+struct Seats {
+    #[cfg(ngx_resolve_peers)]
+    zone: Option<*mut ngx::ffi::ngx_shm_zone_t>,
+    #[cfg(ngx_resolve_peers)]
+    next: usize,
+}
+
+impl Seats {
+    #[cfg_attr(not(ngx_resolve_peers), allow(unused_variables))]
+    fn new(cf: *mut ngx_conf_t, all: &[*mut ngx_http_upstream_srv_conf_t]) -> Seats {
+        #[cfg(ngx_resolve_peers)]
+        {
+            let count = all
+                .iter()
+                // SAFETY: the upstreams of the configuration being built.
+                .filter(|&&u| unsafe {
+                    !(*u).shm_zone.is_null() && srv_conf(u).is_some_and(|sc| sc.upsync.is_some())
+                })
+                .count();
+            let zone = (count > 0).then(|| {
+                // SAFETY: `cf` is the configuration being built; the tag is
+                // the module's address, as nginx modules do.
+                unsafe {
+                    super::zone::add_election_zone(
+                        cf,
+                        count,
+                        ptr::addr_of_mut!(ngx_http_upsync_module).cast(),
+                    )
+                }
+                .unwrap_or(ptr::null_mut())
+            });
+            Seats { zone, next: 0 }
+        }
+        #[cfg(not(ngx_resolve_peers))]
+        Seats {}
+    }
+}
+
 /// # Safety
 /// `uscf` is an initialised upstream of the configuration in `cf`.
 unsafe fn take_over(
     cf: &ngx_conf_t,
     uscf: *mut ngx_http_upstream_srv_conf_t,
+    #[cfg_attr(not(ngx_resolve_peers), allow(unused_variables))] seats: &mut Seats,
 ) -> Result<(), String> {
     // SAFETY: per the contract.
     let Some(sc) = (unsafe { srv_conf(uscf) }) else {
@@ -373,17 +415,39 @@ unsafe fn take_over(
         )
     };
     let at = format!("in {}:{}", file, u.line);
-    if !u.shm_zone.is_null() {
+    let zoned = !u.shm_zone.is_null();
+    #[cfg(not(ngx_resolve_peers))]
+    if zoned {
         return Err(format!(
-            "upstream \"{name}\" has a \"zone\": shared-memory upstreams are not \
-             supported yet, remove \"zone\" {at}"
+            "upstream \"{name}\" has a \"zone\": syncing a shared-memory upstream \
+             needs nginx 1.27.3 or newer; remove \"zone\" to keep a list per worker {at}"
         ));
     }
-    // SAFETY: as above.
-    if unsafe { super::peers::is_consistent_hash(u) } {
+    #[cfg(ngx_resolve_peers)]
+    let shared = match (zoned, seats.zone) {
+        (false, _) => None,
+        (true, Some(election)) if !election.is_null() => {
+            seats.next += 1;
+            Some(super::upstream::Shared {
+                election,
+                index: seats.next - 1,
+                // SAFETY: all-zero is the initial state of an nginx event.
+                timer: unsafe { std::mem::zeroed() },
+            })
+        }
+        (true, _) => {
+            return Err(format!(
+                "upstream \"{name}\": cannot declare the shared memory zone of upsync {at}"
+            ))
+        }
+    };
+    // SAFETY: as above. A shared list's ring is rebuilt by nginx itself on
+    // every change (generation counter); a per-worker list's is not.
+    if !zoned && unsafe { super::peers::is_consistent_hash(u) } {
         return Err(format!(
             "upstream \"{name}\" uses \"hash ... consistent\", whose ring nginx does not \
-             rebuild for per-worker lists: use \"hash\" without \"consistent\" {at}"
+             rebuild for per-worker lists: use \"hash\" without \"consistent\", \
+             or a \"zone\" on nginx 1.27.3 and newer {at}"
         ));
     }
     if u.peer.data.is_null() {
@@ -410,11 +474,27 @@ unsafe fn take_over(
     let mut problems = Vec::new();
     let registry = sc.registry.ok_or("no registry address")?;
     // SAFETY: per the contract.
-    let up = unsafe { Upstream::install(uscf, conf, dump_path, registry, &initial, &mut problems) };
+    let up = unsafe {
+        Upstream::install(
+            uscf,
+            conf,
+            dump_path,
+            registry,
+            &initial,
+            #[cfg(ngx_resolve_peers)]
+            shared,
+            &mut problems,
+        )
+    };
     for p in problems {
         log!(NGX_LOG_ERR, cf.log, "upstream \"{}\": {}", name, p);
     }
-    u.peer.init = Some(init_peer);
+    // A per-worker list is replaced as a whole: requests hold the one they
+    // started on. A shared list is changed in place with nginx's own
+    // reference counts (the zone copies the first list at start).
+    if !zoned {
+        u.peer.init = Some(init_peer);
+    }
     sc.runtime = Some(up);
     Ok(())
 }

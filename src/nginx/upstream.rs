@@ -65,6 +65,20 @@ pub(crate) struct Upstream {
     timer: ngx_event_t,
     fetch: Fetch,
     started: bool,
+    /// Shared-zone mode: the upstream's election slot, and the timer that
+    /// runs the election in this worker.
+    #[cfg(ngx_resolve_peers)]
+    shared: Option<Shared>,
+}
+
+/// Where a zone upstream's election slot is.
+#[cfg(ngx_resolve_peers)]
+pub(crate) struct Shared {
+    /// The module's election zone of the cycle.
+    pub(crate) election: *mut ngx::ffi::ngx_shm_zone_t,
+    /// This upstream's slot in it.
+    pub(crate) index: usize,
+    pub(crate) timer: ngx_event_t,
 }
 
 impl Upstream {
@@ -78,6 +92,7 @@ impl Upstream {
         dump_path: String,
         registry: SocketAddr,
         initial: &[Server],
+        #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
     ) -> Box<Upstream> {
         // SAFETY: per the contract.
@@ -114,6 +129,8 @@ impl Upstream {
             timer: unsafe { std::mem::zeroed() },
             fetch,
             started: false,
+            #[cfg(ngx_resolve_peers)]
+            shared,
         })
     }
 
@@ -125,16 +142,26 @@ impl Upstream {
     /// Starts polling in this worker. `writes_dump`: this process owns the
     /// dump file.
     pub(crate) fn start(&mut self, writes_dump: bool) {
-        self.writes_dump = writes_dump;
-        self.started = true;
-        if self.conf.strong_dependency {
-            self.pull_before_serving();
-        }
         let me: *mut Upstream = self;
         self.timer.handler = Some(on_timer);
         self.timer.data = me.cast::<c_void>();
         self.timer.log = cycle_log();
         self.timer.set_cancelable(1);
+        #[cfg(ngx_resolve_peers)]
+        if let Some(shared) = &mut self.shared {
+            // Zone mode: the election decides who polls and writes the dump.
+            shared.timer.handler = Some(on_election);
+            shared.timer.data = me.cast::<c_void>();
+            shared.timer.log = cycle_log();
+            shared.timer.set_cancelable(1);
+            self.elect();
+            return;
+        }
+        self.writes_dump = writes_dump;
+        self.started = true;
+        if self.conf.strong_dependency {
+            self.pull_before_serving();
+        }
         self.schedule(0);
     }
 
@@ -146,6 +173,46 @@ impl Upstream {
         }
         self.fetch.close();
         self.started = false;
+        #[cfg(ngx_resolve_peers)]
+        if let Some(shared) = &mut self.shared {
+            if shared.timer.timer_set() != 0 {
+                // SAFETY: our own timer, set in the running event loop.
+                unsafe { ngx_del_timer(&mut shared.timer) };
+            }
+            if !shared.election.is_null() {
+                // SAFETY: the cycle's election zone, mapped while it runs.
+                unsafe { super::zone::slot(shared.election, shared.index) }.resign();
+            }
+        }
+    }
+
+    /// Zone mode: takes, keeps or leaves the poller role; runs every
+    /// election tick in every worker.
+    #[cfg(ngx_resolve_peers)]
+    fn elect(&mut self) {
+        use super::zone::{Role, ELECTION_TICK_MS};
+        let Some(shared) = &mut self.shared else {
+            return;
+        };
+        if exiting() {
+            return;
+        }
+        // SAFETY: the cycle's election zone, mapped in every worker.
+        let role = unsafe { super::zone::slot(shared.election, shared.index) }.elect();
+        // SAFETY: our own event, alive as long as `self`.
+        unsafe { ngx::ffi::ngx_add_timer(&mut shared.timer, ELECTION_TICK_MS as ngx_msec_t) };
+        if role == Role::Poller(true) {
+            log!(
+                NGX_LOG_NOTICE,
+                cycle_log(),
+                "upstream \"{}\": this worker polls {} for every worker",
+                self.name,
+                self.conf.authority
+            );
+            self.writes_dump = true;
+            self.started = true;
+            self.schedule(0);
+        }
     }
 
     fn schedule(&mut self, delay_ms: u64) {
@@ -581,6 +648,10 @@ impl Upstream {
 
     /// The apply path shared by every registry type.
     fn apply(&mut self, desired: &[Server]) {
+        #[cfg(ngx_resolve_peers)]
+        if self.shared.is_some() {
+            return self.apply_shared(desired);
+        }
         // SAFETY: `current` is live while it is current.
         let current = unsafe { &*self.current };
         let list = match merge(&current.servers, desired, &mut self.reversed) {
@@ -634,6 +705,71 @@ impl Upstream {
         }
         // SAFETY: `gen` is the live current generation.
         let servers = unsafe { &(*gen).servers };
+        self.applied(servers);
+    }
+
+    /// Zone mode: the poller changes the shared lists every worker uses.
+    #[cfg(ngx_resolve_peers)]
+    fn apply_shared(&mut self, desired: &[Server]) {
+        use super::zone::{self, ApplyError};
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        // SAFETY: the cycle's election zone, mapped in every worker.
+        let slot = unsafe { zone::slot(shared.election, shared.index) };
+        // SAFETY: in zone mode `peer.data` is the upstream's shared list.
+        let peers = unsafe { (*self.uscf).peer.data.cast() };
+        // SAFETY: as above.
+        let current = unsafe { zone::servers(peers) };
+        let mut reversed = slot.reversed.load(std::sync::atomic::Ordering::Acquire);
+        let list = match merge(&current, desired, &mut reversed) {
+            Outcome::Unchanged => return,
+            Outcome::RefusedEmpty => {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
+                    self.name
+                );
+                return;
+            }
+            Outcome::Changed(list) => list,
+        };
+        let mut problems = Vec::new();
+        // SAFETY: this worker is the poller, the only writer of the list.
+        let result = unsafe { zone::apply(peers, &list, &mut problems) };
+        for p in &problems {
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": {}",
+                self.name,
+                p
+            );
+        }
+        match result {
+            Ok(servers) => {
+                slot.reversed.store(reversed, std::sync::atomic::Ordering::Release);
+                self.applied(&servers);
+            }
+            Err(ApplyError::NoPrimary) => log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": no usable primary server in the new list: keeping the last list",
+                self.name
+            ),
+            Err(ApplyError::ZoneFull(n)) => log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": its zone has no room for {} new servers: keeping the last list; make the zone larger",
+                self.name,
+                n
+            ),
+        }
+    }
+
+    /// After a change: say so, and write the dump file.
+    fn applied(&self, servers: &[Server]) {
         log!(
             NGX_LOG_NOTICE,
             cycle_log(),
@@ -722,6 +858,19 @@ impl Drop for Upstream {
         // request of this process runs any more.
         unsafe { Generation::retire(self.current) };
         self.current = ptr::null_mut();
+    }
+}
+
+#[cfg(ngx_resolve_peers)]
+unsafe extern "C" fn on_election(ev: *mut ngx_event_t) {
+    // SAFETY: the timer's data is its live boxed upstream.
+    let up = unsafe { (*ev).data.cast::<Upstream>() };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above; nothing else borrows it during the handler.
+        unsafe { (*up).elect() }
+    }));
+    if r.is_err() {
+        log!(NGX_LOG_ALERT, cycle_log(), "election panicked, stopping it");
     }
 }
 

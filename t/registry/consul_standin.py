@@ -55,10 +55,13 @@ Test controls (never subject to faults or ACL, not counted in the stats):
         after a Consul snapshot restore. {"mode": "none"} clears it all.
     GET  /_test/fault   the current setting
     GET  /_test/stats   {"requests": N, "blocking": N, "hanging": N,
+                         "connections": N,
                          "by_path": {"<path without query>": N}}
         requests and by_path count every non-/_test/ request since the start
         or the last reset; blocking is the number of blocking queries being
-        held right now, hanging the number of requests held by "hang".
+        held right now, hanging the number of requests held by "hang",
+        connections the number of client connections open right now (the
+        /_test/ requests' own included).
     POST /_test/reset   (or PUT) drops all KV and catalog data, the stats and
         the fault setting. The index keeps growing (a reset is a write, so
         held queries on data that disappeared answer with a higher index).
@@ -768,6 +771,7 @@ class App:
         self.fault = {"mode": "none"}
         self.fault_generation = 0
         self.hanging = 0
+        self.connections = 0
         self.requests = 0
         self.by_path = {}
         self._huge_cache = {}
@@ -783,7 +787,7 @@ class App:
             blocking = self.state.blocking
         with self.lock:
             return {"requests": self.requests, "blocking": blocking, "hanging": self.hanging,
-                    "by_path": dict(self.by_path)}
+                    "connections": self.connections, "by_path": dict(self.by_path)}
 
     def reset(self):
         with self.state.cond:
@@ -998,6 +1002,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.verbose:
             text = _TOKEN_IN_TEXT.sub(r"\1<hidden>", fmt % args)
             sys.stderr.write("%s - %s\n" % (self.address_string(), text))
+
+    def setup(self):
+        super().setup()
+        with self.app.lock:
+            self.app.connections += 1
+
+    def finish(self):
+        with self.app.lock:
+            self.app.connections -= 1
+        super().finish()
 
     def handle_one_request(self):
         try:

@@ -676,6 +676,25 @@ class FaultTests(StandinCase):
         self.s.request("POST", "/_test/reset")
         self.assertEqual(self.s.stats()["requests"], 0)
 
+    def test_stats_count_open_connections(self):
+        def settle(want):
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                # the stats request's own connection is open while it answers
+                if self.s.stats()["connections"] == want + 1:
+                    return True
+                time.sleep(0.02)
+            return False
+
+        self.assertTrue(settle(0))
+        clients = [socket.create_connection(("127.0.0.1", self.s.port)) for _ in range(3)]
+        try:
+            self.assertTrue(settle(3), self.s.stats())
+        finally:
+            for c in clients:
+                c.close()
+        self.assertTrue(settle(0), self.s.stats())
+
 
 class OptionsTests(unittest.TestCase):
     """A server of its own: --token, --max-wait, --verbose."""
