@@ -433,6 +433,7 @@ unsafe fn take_over(
                 index: seats.next - 1,
                 // SAFETY: all-zero is the initial state of an nginx event.
                 timer: unsafe { std::mem::zeroed() },
+                seated: false,
             })
         }
         (true, _) => {

@@ -79,6 +79,10 @@ pub(crate) struct Shared {
     /// This upstream's slot in it.
     pub(crate) index: usize,
     pub(crate) timer: ngx_event_t,
+    /// This process takes part in the election (a worker that started): only
+    /// then is the zone known to be mapped. The master destroys an old
+    /// cycle's upstreams after unmapping its zones.
+    pub(crate) seated: bool,
 }
 
 impl Upstream {
@@ -154,6 +158,7 @@ impl Upstream {
             shared.timer.data = me.cast::<c_void>();
             shared.timer.log = cycle_log();
             shared.timer.set_cancelable(1);
+            shared.seated = true;
             self.elect();
             return;
         }
@@ -179,8 +184,9 @@ impl Upstream {
                 // SAFETY: our own timer, set in the running event loop.
                 unsafe { ngx_del_timer(&mut shared.timer) };
             }
-            if !shared.election.is_null() {
-                // SAFETY: the cycle's election zone, mapped while it runs.
+            if std::mem::take(&mut shared.seated) {
+                // SAFETY: a worker's cycle's election zone, mapped while the
+                // worker runs.
                 unsafe { super::zone::slot(shared.election, shared.index) }.resign();
             }
         }

@@ -33,7 +33,7 @@ the body "Permission denied".
 
 Test controls (never subject to faults or ACL, not counted in the stats):
     PUT  /_test/fault   JSON {"mode": M, "paths": P, "index_override": N,
-                              "size": BYTES}
+                              "size": BYTES, "extra": NAME}
         Replaces the whole fault setting. P is a path prefix (or a list of
         them) the fault applies to; default "/v1/". Modes:
           none       no fault (the default)
@@ -48,7 +48,10 @@ Test controls (never subject to faults or ACL, not counted in the stats):
           close      close the connection without an answer
           flap       for benchmarks: a KV GET answers at once with a new
                      index and the keys' weight alternating 1 and 2, so
-                     every poll is a real change (other paths: no fault)
+                     every poll is a real change (other paths: no fault);
+                     with "extra": "<name>", the key <prefix><name> is
+                     also there every other answer, so every poll adds or
+                     removes a server
         index_override (with any mode, "none" included): every response on
         P that carries X-Consul-Index gets this value instead. Only the
         header changes: blocking decisions still use the real index, as
@@ -822,6 +825,11 @@ class App:
                 if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                     raise HTTPError(400, name + " must be a non-negative integer")
                 fault[name] = v
+        extra = obj.get("extra")
+        if extra is not None:
+            if not (isinstance(extra, str) and extra):
+                raise HTTPError(400, "extra must be a key name")
+            fault["extra"] = extra
         return fault
 
     def set_fault_locked(self, fault):
@@ -1080,7 +1088,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if mode == "flap" and self.command == "GET" and path.startswith("/v1/kv/"):
-            return self.send(self.flap_result(path[len("/v1/kv/"):]), fault)
+            return self.send(self.flap_result(path[len("/v1/kv/"):], fault), fault)
         if mode not in ("none", "flap"):
             return self.send(self.fault_result(mode, fault), fault)
 
@@ -1099,7 +1107,7 @@ class Handler(BaseHTTPRequestHandler):
             result.headers = e.headers
         self.send(result, fault)
 
-    def flap_result(self, prefix):
+    def flap_result(self, prefix, fault):
         state = self.app.state
         with state.cond:
             idx = state.next_index()
@@ -1107,6 +1115,10 @@ class Handler(BaseHTTPRequestHandler):
             items = [dict(state.kv_render(e), ModifyIndex=idx,
                           Value=base64.b64encode(value).decode("ascii"))
                      for e in state.kv_matching(prefix, True)]
+            if fault.get("extra") and idx % 2:
+                items.append({"LockIndex": 0, "Key": prefix + fault["extra"], "Flags": 0,
+                              "Value": base64.b64encode(b"{}").decode("ascii"),
+                              "CreateIndex": idx, "ModifyIndex": idx})
         return Result(200, json.dumps(items).encode(), "application/json", idx)
 
     def fault_result(self, mode, fault):

@@ -604,6 +604,22 @@ class FaultTests(StandinCase):
         r = self.s.request("PUT", "/_test/fault", json.dumps(setting))
         self.assertEqual((r.status, r.body), (200, b"true"))
 
+    def test_flap_changes_every_answer_and_extra_comes_and_goes(self):
+        self.put("fl/127.0.0.1:1")
+        self.fault(mode="flap", extra="127.0.0.1:2")
+        seen = []
+        for _ in range(4):
+            r = self.get("/v1/kv/fl/?recurse&index=1&wait=5s", timeout=2)
+            self.assertEqual(r.status, 200)
+            keys = sorted(e["Key"] for e in r.json())
+            weights = {json.loads(base64.b64decode(e["Value"])).get("weight") for e in r.json()}
+            seen.append((r.index, keys, weights))
+        indexes = [i for i, _, _ in seen]
+        self.assertEqual(indexes, sorted(set(indexes)), "a new index every answer")
+        with_extra = [k for _, k, _ in seen if "fl/127.0.0.1:2" in k]
+        self.assertEqual(len(with_extra), 2, seen)
+        self.assertIn(["fl/127.0.0.1:1"], [k for _, k, _ in seen])
+
     def test_garbage(self):
         self.fault(mode="garbage")
         r = self.get("/v1/kv/x/?recurse")

@@ -48,6 +48,12 @@ package Test::Upsync;
 #                                      COUNT is a number, ">0" or "*"; bodies
 #                                      not listed must not answer
 #   >>> same /uri N                    N requests, every answer exactly the body
+#   >>> agree /uri N [REGEX]           N requests, every answer 200 and the same
+#                                      as the first, which matches REGEX if given
+#   >>> keys /uri?k= N                 requests /uri?k=1 .. N and keeps which
+#                                      body answered each key; again with the
+#                                      body "moved BODY": every key answers as
+#                                      before or with BODY, and some moved
 #   >>> run                            run the body with bash; it must succeed
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
@@ -513,6 +519,8 @@ my %STEP = (
     log => \&step_log,
     traffic => \&step_traffic,
     same => \&step_same,
+    agree => \&step_agree,
+    keys => \&step_keys,
     sleep => sub { sleep $_[1]{words}[1] },
     reload => \&step_reload,
     upgrade => \&step_upgrade,
@@ -671,6 +679,40 @@ sub step_traffic {
             if ($w eq '>0' && $count == 0) || ($w =~ /^\d+$/ && $count != $w);
     }
     ok(!@errors, "$ctx->{name} - $step->{line}") or diag(join "\n", @errors);
+}
+
+sub step_agree {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, $n, $re) = @{ $step->{words} };
+    my ($first, @differ);
+    for (1 .. $n) {
+        my $res = http_request('GET', request_url($ctx, $uri), undef, undef, 5);
+        my $got = "status $res->{status}: $res->{content}";
+        $first //= $got;
+        push @differ, $got if $res->{status} != 200 || $got ne $first;
+    }
+    push @differ, "'$first' does not match /$re/" if defined $re && $first !~ /$re/;
+    ok(!@differ, "$ctx->{name} - $step->{line}") or diag("first: $first\ndiffers: $differ[0]");
+}
+
+sub step_keys {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, $n) = @{ $step->{words} };
+    my %now;
+    for my $k (1 .. $n) {
+        my $res = http_request('GET', request_url($ctx, "$uri$k"), undef, undef, 5);
+        $now{$k} = $res->{status} == 200 ? $res->{content} : "status $res->{status}";
+    }
+    my $before = $ctx->{keys};
+    $ctx->{keys} = \%now;
+    my ($to) = ($step->{body} // '') =~ /^moved (.*)$/m or return;
+    my (@wrong, $moved);
+    for my $k (1 .. $n) {
+        next if $now{$k} eq $before->{$k};
+        if ($now{$k} eq "$to\n") { $moved++ } else { push @wrong, "key $k: $before->{$k} -> $now{$k}" }
+    }
+    ok(!@wrong && $moved, "$ctx->{name} - $step->{line}: only moves to $to (" . ($moved // 0) . " of $n moved)")
+        or diag(@wrong ? $wrong[0] : "no key moved");
 }
 
 sub step_same {
