@@ -53,7 +53,9 @@ package Test::Upsync;
 #   >>> keys /uri?k= N                 requests /uri?k=1 .. N and keeps which
 #                                      body answered each key; again with the
 #                                      body "moved BODY": every key answers as
-#                                      before or with BODY, and some moved
+#                                      before or with BODY, and some moved;
+#                                      "left BODY": the keys of BODY moved, and
+#                                      only those
 #   >>> run                            run the body with bash; it must succeed
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
@@ -705,13 +707,17 @@ sub step_keys {
     }
     my $before = $ctx->{keys};
     $ctx->{keys} = \%now;
-    my ($to) = ($step->{body} // '') =~ /^moved (.*)$/m or return;
+    my ($how, $who) = ($step->{body} // '') =~ /^(moved|left) (.*)$/m or return;
     my (@wrong, $moved);
     for my $k (1 .. $n) {
-        next if $now{$k} eq $before->{$k};
-        if ($now{$k} eq "$to\n") { $moved++ } else { push @wrong, "key $k: $before->{$k} -> $now{$k}" }
+        my $changed = $now{$k} ne $before->{$k};
+        my $right = $how eq 'moved'
+            ? !$changed || $now{$k} eq "$who\n"
+            : $changed == ($before->{$k} eq "$who\n");
+        push @wrong, "key $k: $before->{$k} -> $now{$k}" unless $right;
+        $moved++ if $changed;
     }
-    ok(!@wrong && $moved, "$ctx->{name} - $step->{line}: only moves to $to (" . ($moved // 0) . " of $n moved)")
+    ok(!@wrong && $moved, "$ctx->{name} - $step->{line} $how $who (" . ($moved // 0) . " of $n moved)")
         or diag(@wrong ? $wrong[0] : "no key moved");
 }
 
