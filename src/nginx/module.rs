@@ -492,9 +492,12 @@ unsafe fn take_over(
     }
     // A per-worker list is replaced as a whole: requests hold the one they
     // started on. A shared list is changed in place with nginx's own
-    // reference counts (the zone copies the first list at start).
-    if !zoned {
-        u.peer.init = Some(init_peer);
+    // reference counts (the zone copies the first list at start); requests
+    // that meet a change between their init and their first peer start again.
+    u.peer.init = Some(init_peer);
+    #[cfg(ngx_resolve_peers)]
+    if zoned {
+        u.peer.init = Some(super::upstream::init_peer_shared);
     }
     sc.runtime = Some(up);
     Ok(())

@@ -929,6 +929,175 @@ pub(crate) unsafe extern "C" fn init_peer(
     .unwrap_or(NGX_ERROR as ngx_int_t)
 }
 
+/// Zone mode: what a request needs to start again on a list the poller
+/// changed between its `peer.init` and its first `peer.get`.
+#[cfg(ngx_resolve_peers)]
+struct Restart {
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+    init: unsafe extern "C" fn(
+        *mut ngx_http_request_t,
+        *mut ngx_http_upstream_srv_conf_t,
+    ) -> ngx_int_t,
+    /// The balancer's `peer.get`, which ours wraps.
+    get: ngx::ffi::ngx_event_get_peer_pt,
+    /// The list's generation counter, read before the balancer's init.
+    config: ngx::ffi::ngx_uint_t,
+    /// A first `peer.get` was made: later ones are retries of nginx's own.
+    got: bool,
+    restarts_left: u8,
+    /// Its key in RESTARTS.
+    key: usize,
+}
+
+#[cfg(ngx_resolve_peers)]
+std::thread_local! {
+    /// Live requests of this worker on zone upstreams, by the address of
+    /// their peer connection (`&r->upstream->peer`), to their `Restart`.
+    static RESTARTS: std::cell::RefCell<std::collections::HashMap<usize, *mut Restart>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The generation counter of a shared list.
+///
+/// # Safety
+/// `us` is a zone upstream of the running cycle (its list is in the zone).
+#[cfg(ngx_resolve_peers)]
+unsafe fn shared_config(us: *mut ngx_http_upstream_srv_conf_t) -> ngx::ffi::ngx_uint_t {
+    // SAFETY: per the contract; the counter is a word only the poller writes
+    // (under the list's write lock): a plain volatile read sees a whole value.
+    unsafe {
+        let peers = (*us)
+            .peer
+            .data
+            .cast::<ngx::ffi::ngx_http_upstream_rr_peers_t>();
+        ptr::read_volatile((*peers).config)
+    }
+}
+
+/// `peer.init` of a zone upstream: the balancer's own init, with its
+/// `peer.get` wrapped. nginx's balancers refuse a peer (NGX_BUSY, "no live
+/// upstreams") when the list changed since the request's init; when the
+/// poller changed it in that instant, the request starts again on the new
+/// list instead of failing.
+///
+/// # Safety
+/// nginx calls it with a live request and the upstream being balanced.
+#[cfg(ngx_resolve_peers)]
+pub(crate) unsafe extern "C" fn init_peer_shared(
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> ngx_int_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: nginx calls peer.init with a live request and upstream;
+        // ours has an Upstream since postconfiguration; the cleanup's data
+        // is fresh memory of the request's pool, sized for a Restart.
+        unsafe {
+            let Some(up) = super::module::runtime(us) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let Some(init) = (*up).original_init_peer else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let config = shared_config(us);
+            let rc = init(r, us);
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            let cln = ngx::ffi::ngx_pool_cleanup_add((*r).pool, size_of::<Restart>());
+            if cln.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            let pc = &mut (*(*r).upstream).peer;
+            let restart = (*cln).data.cast::<Restart>();
+            let key = pc as *mut _ as usize;
+            restart.write(Restart {
+                key,
+                r,
+                us,
+                init,
+                get: pc.get,
+                config,
+                got: false,
+                restarts_left: 3,
+            });
+            RESTARTS.with(|m| m.borrow_mut().insert(key, restart));
+            (*cln).handler = Some(forget_restart);
+            pc.get = Some(get_peer_shared);
+            NGX_OK as ngx_int_t
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// `peer.get` of a request on a zone upstream; see [`init_peer_shared`].
+///
+/// # Safety
+/// nginx calls it with the request's live peer connection.
+#[cfg(ngx_resolve_peers)]
+unsafe extern "C" fn get_peer_shared(
+    pc: *mut ngx::ffi::ngx_peer_connection_t,
+    _data: *mut c_void,
+) -> ngx_int_t {
+    let busy = ngx::ffi::NGX_BUSY as ngx_int_t;
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(restart) = RESTARTS.with(|m| m.borrow().get(&(pc as usize)).copied()) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        // SAFETY: the Restart lives in the request's pool, registered until
+        // the pool's cleanup; `pc` is the request's peer connection, whose
+        // data is whatever the balancer's init put there last.
+        unsafe {
+            let rs = &mut *restart;
+            loop {
+                let Some(get) = rs.get else {
+                    return NGX_ERROR as ngx_int_t;
+                };
+                let rc = get(pc, (*pc).data);
+                if rc != busy || rs.got || rs.restarts_left == 0 {
+                    rs.got = true;
+                    return rc;
+                }
+                let now = shared_config(rs.us);
+                if now == rs.config {
+                    // The same list: nothing could be had from it.
+                    rs.got = true;
+                    return rc;
+                }
+                // The list changed since the init: start on the new one.
+                rs.restarts_left -= 1;
+                rs.config = now;
+                let tries = (*pc).tries;
+                (*pc).data = ptr::null_mut();
+                if (rs.init)(rs.r, rs.us) != NGX_OK as ngx_int_t {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                (*pc).tries = (*pc).tries.min(tries);
+                rs.get = (*pc).get;
+                (*pc).get = Some(get_peer_shared);
+            }
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// Pool cleanup of a request on a zone upstream.
+///
+/// # Safety
+/// nginx calls it once, when the request's pool is destroyed.
+#[cfg(ngx_resolve_peers)]
+unsafe extern "C" fn forget_restart(data: *mut c_void) {
+    let restart = data.cast::<Restart>();
+    // SAFETY: `data` is the Restart init_peer_shared wrote.
+    let key = unsafe { (*restart).key };
+    RESTARTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.get(&key) == Some(&restart) {
+            m.remove(&key);
+        }
+    });
+}
+
 fn consul_kind(kind: RegistryKind) -> consul::Kind {
     match kind {
         RegistryKind::ConsulServices => consul::Kind::Catalog,
