@@ -136,7 +136,7 @@ exited on signal 9
 
 === TEST 3: a small zone under load through a thousand add/remove cycles: no failed request, removed peers return to the slab
 --- skip_nginx: <1.27.3
---- workers: 2
+--- workers: 4
 --- registry: consul
 --- init
 >>> consul PUT /v1/kv/upstreams/a/127.0.0.1:$TEST_NGINX_PORT1
@@ -262,5 +262,45 @@ server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
 
 >>> traffic / 10
 one 10
+--- no_error_log
+[error]
+
+=== TEST 6: etcd v3 in a zone: one worker watches, every worker serves the change
+--- skip_nginx: <1.27.3
+--- workers: 4
+--- registry: etcd
+--- init
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT1
+--- http_config
+    upstream app {
+        zone app 64k;
+        upsync 127.0.0.1:$TEST_NGINX_ETCD_PORT/upstreams/app/ upsync_interval=50ms upsync_timeout=6m upsync_type=etcdv3;
+        upsync_dump_path $TEST_NGINX_DIR/servers_app.conf;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+--- config
+    location / { proxy_pass http://app; }
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?app
+Upstream name: app; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> etcd3 put /upstreams/app/127.0.0.1:$TEST_NGINX_PORT2
+{"weight":2}
+>>> wait /show?app
+Upstream name: app; Backend server count: 2
+        server 127.0.0.1:$TEST_NGINX_PORT2 weight=2 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> agree /show?app 20
+>>> traffic / 30
+one 10
+two 20
+
+>>> run
+n=$(grep -c 'upsync: upstream "app": this worker polls' $TEST_NGINX_DIR/logs/error.log)
+[ "$n" = 1 ]
 --- no_error_log
 [error]
