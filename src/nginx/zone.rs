@@ -267,7 +267,13 @@ pub(crate) unsafe fn apply(
         &Server,
         Result<*mut ngx_http_upstream_rr_peer_t, SocketAddr>,
     )> = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
     for s in list {
+        // A peer is linked once: a name listed twice (two catalog entries
+        // for one address) keeps its first place.
+        if !seen.insert(s.name.as_str()) {
+            continue;
+        }
         if let Some(&p) = existing.get(s.name.as_bytes()) {
             wanted.push((s, Ok(p)));
         } else if let Ok(addr) = s.name.parse::<SocketAddr>() {
