@@ -17,7 +17,7 @@
 //! request that started on the old list takes no further peer from it, so
 //! its `tried` bitmap is never overrun.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::ptr;
@@ -242,6 +242,7 @@ pub(crate) unsafe fn apply(
     let pool = unsafe { (*peers).shpool };
     // Existing peers by name. Only this process changes the lists, so the
     // set read here is still the set when we lock for writing below.
+    let mut all = Vec::new();
     let existing: HashMap<Vec<u8>, *mut ngx_http_upstream_rr_peer_t> = {
         let mut m = HashMap::new();
         let mut l = peers;
@@ -253,6 +254,7 @@ pub(crate) unsafe fn apply(
                 unsafe {
                     m.entry(super::peers::str_bytes(&(*p).name).to_vec())
                         .or_insert(p);
+                    all.push(p);
                     p = (*p).next;
                 }
             }
@@ -267,7 +269,7 @@ pub(crate) unsafe fn apply(
         &Server,
         Result<*mut ngx_http_upstream_rr_peer_t, SocketAddr>,
     )> = Vec::with_capacity(list.len());
-    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    let mut seen = HashSet::with_capacity(list.len());
     for s in list {
         // A peer is linked once: a name listed twice (two catalog entries
         // for one address) keeps its first place.
@@ -344,10 +346,9 @@ pub(crate) unsafe fn apply(
             ngx_rwlock_wlock(&mut (*backup).rwlock);
         }
 
-        let mut kept: HashMap<*mut ngx_http_upstream_rr_peer_t, ()> =
-            HashMap::with_capacity(placed.len());
+        let mut kept = HashSet::with_capacity(placed.len());
         for pl in &placed {
-            kept.insert(pl.peer, ());
+            kept.insert(pl.peer);
             set_attributes(&mut *pl.peer, pl.server);
         }
         relink(peers, placed.iter().filter(|pl| !pl.server.backup));
@@ -361,8 +362,8 @@ pub(crate) unsafe fn apply(
         // Removed peers: freed now, or by the last request holding them.
         // The write locks guarantee `refs` is stable while we look at it.
         ngx_shmtx_lock(&mut (*pool).mutex);
-        for &p in existing.values() {
-            if !kept.contains_key(&p) {
+        for &p in &all {
+            if !kept.contains(&p) {
                 if (*p).refs > 0 {
                     (*p).set_zombie(1);
                 } else {
