@@ -652,6 +652,29 @@ impl Upstream {
         );
     }
 
+    /// The list `desired` makes of `current`, when it is a change that can
+    /// be applied.
+    fn merged(
+        &self,
+        current: &[Server],
+        desired: &[Server],
+        reversed: &mut bool,
+    ) -> Option<Vec<Server>> {
+        match merge(current, desired, reversed) {
+            Outcome::Unchanged => None,
+            Outcome::RefusedEmpty => {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
+                    self.name
+                );
+                None
+            }
+            Outcome::Changed(list) => Some(list),
+        }
+    }
+
     /// The apply path shared by every registry type.
     fn apply(&mut self, desired: &[Server]) {
         #[cfg(ngx_resolve_peers)]
@@ -660,19 +683,11 @@ impl Upstream {
         }
         // SAFETY: `current` is live while it is current.
         let current = unsafe { &*self.current };
-        let list = match merge(&current.servers, desired, &mut self.reversed) {
-            Outcome::Unchanged => return,
-            Outcome::RefusedEmpty => {
-                log!(
-                    NGX_LOG_ERR,
-                    cycle_log(),
-                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
-                    self.name
-                );
-                return;
-            }
-            Outcome::Changed(list) => list,
+        let mut reversed = self.reversed;
+        let Some(list) = self.merged(&current.servers, desired, &mut reversed) else {
+            return;
         };
+        self.reversed = reversed;
         let mut problems = Vec::new();
         // SAFETY: the current generation's lists are live.
         let source = unsafe { PeerSource::from_list((*self.current).list()) };
@@ -728,18 +743,8 @@ impl Upstream {
         // SAFETY: as above.
         let current = unsafe { zone::servers(peers) };
         let mut reversed = slot.reversed.load(std::sync::atomic::Ordering::Acquire);
-        let list = match merge(&current, desired, &mut reversed) {
-            Outcome::Unchanged => return,
-            Outcome::RefusedEmpty => {
-                log!(
-                    NGX_LOG_ERR,
-                    cycle_log(),
-                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
-                    self.name
-                );
-                return;
-            }
-            Outcome::Changed(list) => list,
+        let Some(list) = self.merged(&current, desired, &mut reversed) else {
+            return;
         };
         let mut problems = Vec::new();
         // SAFETY: this worker is the poller, the only writer of the list.
