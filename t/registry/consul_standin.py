@@ -77,6 +77,7 @@ import json
 import random
 import re
 import signal
+import socket
 import socketserver
 import sys
 import threading
@@ -1192,6 +1193,8 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, app):
         self.app = app
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6  # --host ::1
         super().__init__(address, Handler)
 
     def server_bind(self):
@@ -1227,7 +1230,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
-    sys.stdout.write("listening %s:%d\n" % (host, port))
+    sys.stdout.write("listening %s:%d\n" % ("[%s]" % host if ":" in host else host, port))
     sys.stdout.flush()
     try:
         server.serve_forever(poll_interval=0.1)

@@ -52,13 +52,14 @@ class Server:
             stdout=subprocess.PIPE, stderr=self.stderr)
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("listening 127.0.0.1:"):
+        if not line.startswith("listening "):
             self.proc.kill()
             raise RuntimeError("the stand-in did not start: %r" % line)
-        self.port = int(line.strip().rsplit(":", 1)[1])
+        host, port = line.split()[1].rsplit(":", 1)
+        self.host, self.port = host.strip("[]"), int(port)
 
     def request(self, method, path, body=None, headers=None, timeout=10):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
@@ -710,6 +711,18 @@ class FaultTests(StandinCase):
             for c in clients:
                 c.close()
         self.assertTrue(settle(0), self.s.stats())
+
+
+class Ipv6Tests(unittest.TestCase):
+    def test_listens_on_ipv6_loopback(self):
+        s = Server("--host", "::1")
+        try:
+            self.assertEqual(s.host, "::1")
+            self.assertEqual(s.request("PUT", "/v1/kv/six/[::1]:80").status, 200)
+            r = s.request("GET", "/v1/kv/six/?recurse")
+            self.assertEqual([e["Key"] for e in r.json()], ["six/[::1]:80"])
+        finally:
+            s.stop()
 
 
 class OptionsTests(unittest.TestCase):

@@ -20,7 +20,8 @@ package Test::Upsync;
 #   daemon                              run nginx as a daemon (binary upgrades
 #                                       need it)
 #   registry: consul etcd               start these registries for the block
-#   consul_args: --token secret         extra stand-in arguments
+#   consul_args: --token secret         extra stand-in arguments (with
+#                                       "--host ::1" it listens on IPv6)
 #   init                                steps run before nginx starts
 #   steps                               steps run after it started (below)
 #   no_module                           do not load the module
@@ -174,11 +175,15 @@ sub wait_until ($$) {
 sub start_registry ($$$) {
     my ($name, $dir, $args) = @_;
     my $r = $registry{$name} //= { port => free_port(), args => $args, dir => $dir };
+    # "--host ::1" in the stand-in's arguments: it listens there, and the
+    # harness talks to it there.
+    my ($host) = ($args // '') =~ /--host\s+(\S+)/;
+    $r->{host} = !defined $host ? '127.0.0.1' : $host =~ /:/ ? "[$host]" : $host;
     my $log = "$dir/logs/$name.log";
     if ($name eq 'consul') {
         $r->{pid} = spawn($log, 'python3', "$ROOT/t/registry/consul_standin.py",
             '--port', $r->{port}, split(' ', $args // ''));
-        wait_until(10, sub { http_request('GET', "http://127.0.0.1:$r->{port}/v1/status/leader", '', undef, 1)->{status} != 599 })
+        wait_until(10, sub { http_request('GET', "http://$r->{host}:$r->{port}/v1/status/leader", '', undef, 1)->{status} != 599 })
             or die "the Consul stand-in did not start: " . slurp($log);
     } elsif ($name eq 'etcd') {
         $r->{peer_port} //= free_port();
@@ -551,7 +556,7 @@ sub step_registry {
     $headers{'X-Consul-Token'} = $1 if $name eq 'consul' && ($r->{args} // '') =~ /--token\s+(\S+)/;
     my $res;
     for (1 .. $n) {
-        $res = http_request($method, "http://127.0.0.1:$r->{port}$path", $body, \%headers);
+        $res = http_request($method, "http://$r->{host}:$r->{port}$path", $body, \%headers);
         last unless $res->{success};
     }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
@@ -601,7 +606,7 @@ sub step_expect {
     my $got;
     my $timeout = $ctx->{block}->timeout // 10;
     wait_until($timeout, sub {
-        $got = http_request($method, "http://127.0.0.1:$r->{port}$path", undef)->{content};
+        $got = http_request($method, "http://$r->{host}:$r->{port}$path", undef)->{content};
         $got =~ /$re/;
     });
     like($got, qr/$re/, "$ctx->{name} - $step->{line}");
