@@ -304,3 +304,49 @@ n=$(grep -c 'upsync: upstream "app": this worker polls' $TEST_NGINX_DIR/logs/err
 [ "$n" = 1 ]
 --- no_error_log
 [error]
+
+=== TEST 7: a poller silent too long is replaced, and steps down when it wakes
+--- skip_nginx: <1.27.3
+--- workers: 2
+--- registry: consul
+--- init
+>>> consul PUT /v1/kv/upstreams/a/127.0.0.1:$TEST_NGINX_PORT1
+--- http_config
+    upstream a {
+        zone a 64k;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/a/ upsync_interval=50ms upsync_timeout=6m upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_a.conf;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+--- config
+    location /a { proxy_pass http://a; }
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?a
+Upstream name: a; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> run
+pid=$(grep -o '[0-9]*#[0-9]*: upsync: upstream "a": this worker polls' $TEST_NGINX_DIR/logs/error.log | cut -d'#' -f1)
+[ "$(echo "$pid" | wc -l)" = 1 ] || exit 1
+kill -STOP $pid
+for i in $(seq 100); do
+    [ "$(grep -c 'this worker polls' $TEST_NGINX_DIR/logs/error.log)" = 2 ] && break
+    sleep 0.1
+done
+kill -CONT $pid
+[ "$(grep -c 'this worker polls' $TEST_NGINX_DIR/logs/error.log)" = 2 ]
+>>> log another worker polls 127.0.0.1:\d+ now
+>>> expect consul GET /_test/stats
+"blocking": 1, "hanging": 0, "connections": 2,
+>>> consul PUT /v1/kv/upstreams/a/127.0.0.1:$TEST_NGINX_PORT2
+>>> wait /show?a
+Upstream name: a; Backend server count: 2
+        server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s;
+        server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> agree /show?a 10
+--- timeout: 15
+--- no_error_log
+[error]

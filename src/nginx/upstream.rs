@@ -170,14 +170,19 @@ impl Upstream {
         self.schedule(0);
     }
 
-    /// Stops polling: the worker is exiting.
-    pub(crate) fn stop(&mut self) {
+    /// Ends the poll loop: no timer, no exchange under way.
+    fn stop_polling(&mut self) {
         if self.timer.timer_set() != 0 {
             // SAFETY: our own timer, set in the running event loop.
             unsafe { ngx_del_timer(&mut self.timer) };
         }
         self.fetch.close();
         self.started = false;
+    }
+
+    /// Stops polling: the worker is exiting.
+    pub(crate) fn stop(&mut self) {
+        self.stop_polling();
         #[cfg(ngx_resolve_peers)]
         if let Some(shared) = &mut self.shared {
             if shared.timer.timer_set() != 0 {
@@ -218,6 +223,18 @@ impl Upstream {
             self.writes_dump = true;
             self.started = true;
             self.schedule(0);
+        } else if role == Role::Follower && self.started {
+            // Another worker took over (this one was silent too long): it
+            // polls now, this one stops.
+            log!(
+                NGX_LOG_NOTICE,
+                cycle_log(),
+                "upstream \"{}\": another worker polls {} now",
+                self.name,
+                self.conf.authority
+            );
+            self.stop_polling();
+            self.writes_dump = false;
         }
     }
 

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ngx::ffi::{
     ngx_conf_t, ngx_current_msec, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t,
@@ -35,19 +35,19 @@ use crate::server::Server;
 
 /// How often every worker looks at the election slots.
 pub(crate) const ELECTION_TICK_MS: u64 = 1000;
-/// An owner that has not refreshed its slot for this long is replaced (a
-/// safety net: an owner that exits frees its slot, and a dead owner's pid is
-/// noticed at the next tick).
-const STALE_MS: u64 = 5 * ELECTION_TICK_MS;
+/// An owner that has not refreshed its slot for this long, in seconds, is
+/// replaced (a safety net: an owner that exits frees its slot, and a dead
+/// owner's pid is noticed at the next tick).
+const STALE_S: u64 = 5;
 
 /// One zone upstream's election record, in shared memory.
 #[repr(C)]
 pub(crate) struct Slot {
-    /// pid of the polling worker, 0 when none.
-    owner: AtomicI64,
-    /// `ngx_current_msec` (a monotonic clock shared by all processes) when
-    /// the owner last refreshed the slot.
-    beat_ms: AtomicU64,
+    /// The polling worker's pid (high 32 bits, 0 when none) and when it last
+    /// refreshed the slot (low 32 bits: seconds of `ngx_current_msec`, a
+    /// monotonic clock all processes share). One word, so that a claim sets
+    /// both at once.
+    owner: AtomicU64,
     /// The C module's "first change reverses the list" state, kept here so
     /// that a worker taking over continues it.
     pub(crate) reversed: AtomicBool,
@@ -130,39 +130,49 @@ impl Slot {
     /// Claims, keeps or leaves the poller role for this worker.
     pub(crate) fn elect(&self) -> Role {
         // SAFETY: process-wide values nginx keeps up to date.
-        let (me, now) = unsafe { (ngx_pid as i64, ngx_current_msec as u64) };
-        let owner = self.owner.load(Ordering::Acquire);
+        let (me, now) = unsafe { (ngx_pid as u32 as u64, ngx_current_msec as u64 / 1000) };
+        let mine = me << 32 | (now & 0xffff_ffff);
+        let word = self.owner.load(Ordering::Acquire);
+        let (owner, beat) = (word >> 32, word & 0xffff_ffff);
+        let fresh = (now & 0xffff_ffff).wrapping_sub(beat) & 0xffff_ffff <= STALE_S;
         if owner == me {
-            self.beat_ms.store(now, Ordering::Release);
-            return Role::Poller(false);
+            return match self.owner.compare_exchange(
+                word,
+                mine,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => Role::Poller(false),
+                // Taken over meanwhile.
+                Err(_) => Role::Follower,
+            };
         }
-        let stale = now.saturating_sub(self.beat_ms.load(Ordering::Acquire)) > STALE_MS;
-        if owner != 0 && process_exists(owner) && !stale {
+        if owner != 0 && fresh && process_exists(owner) {
             return Role::Follower;
         }
-        if self
+        match self
             .owner
-            .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .compare_exchange(word, mine, Ordering::AcqRel, Ordering::Acquire)
         {
-            self.beat_ms.store(now, Ordering::Release);
-            Role::Poller(true)
-        } else {
-            Role::Follower
+            Ok(_) => Role::Poller(true),
+            Err(_) => Role::Follower,
         }
     }
 
     /// Frees the slot if this worker holds it.
     pub(crate) fn resign(&self) {
         // SAFETY: as in elect.
-        let me = unsafe { ngx_pid as i64 };
-        let _ = self
-            .owner
-            .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+        let me = unsafe { ngx_pid as u32 as u64 };
+        let word = self.owner.load(Ordering::Acquire);
+        if word >> 32 == me {
+            let _ = self
+                .owner
+                .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
     }
 }
 
-fn process_exists(pid: i64) -> bool {
+fn process_exists(pid: u64) -> bool {
     // SAFETY: signal 0 only checks that the process exists; it sends nothing.
     let rc = unsafe { ngx::ffi::kill(pid as ngx::ffi::pid_t, 0) };
     // EPERM: it exists, as someone else's.
