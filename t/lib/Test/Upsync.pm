@@ -112,12 +112,26 @@ sub version_num { my ($a, $b, $c) = @_; $a * 1_000_000 + $b * 1000 + $c }
 my %registry;    # name => { pid, port, args, ... }
 my $nginx_pid;
 
+# A free port below the kernel's ephemeral range: a port the kernel handed
+# out (bind to port 0) can be taken again by an outgoing connection (nginx to
+# a registry, the harness to nginx) before the block's nginx binds it.
+my %handed_out;
 sub free_port () {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0, ReuseAddr => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    my $low = 0;
+    if (open(my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range')) {
+        ($low) = split ' ', (<$fh> // '');
+    }
+    $low = 32768 unless $low && $low > 12000;
+    for (1 .. 500) {
+        my $port = 10000 + int(rand($low - 10000));
+        next if $handed_out{$port};
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => $port,
+            ReuseAddr => 1) or next;
+        close $s;
+        $handed_out{$port} = 1;
+        return $port;
+    }
+    die "no free port below the ephemeral range\n";
 }
 
 sub spawn (@) {
