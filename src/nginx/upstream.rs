@@ -918,6 +918,23 @@ unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
     }
 }
 
+/// A synced upstream's runtime and the balancer's own `peer.init`.
+///
+/// # Safety
+/// `us` is an upstream of the running cycle.
+unsafe fn balancer_init(
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> Option<(*mut Upstream, InitPeer)> {
+    // SAFETY: per the contract; ours has an Upstream since postconfiguration.
+    let up = unsafe { super::module::runtime(us) }?;
+    // SAFETY: `up` is this process's live boxed upstream.
+    Some((up, unsafe { (*up).original_init_peer }?))
+}
+
+/// A balancer's `peer.init`.
+type InitPeer =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
+
 /// `peer.init` of a synced upstream: the balancer's own init on the current
 /// generation, plus a reference on that generation for the request's life.
 ///
@@ -931,10 +948,7 @@ pub(crate) unsafe extern "C" fn init_peer(
         // SAFETY: nginx calls peer.init with a live request and upstream;
         // ours has an Upstream since postconfiguration.
         unsafe {
-            let Some(up) = super::module::runtime(us) else {
-                return NGX_ERROR as ngx_int_t;
-            };
-            let Some(init) = (*up).original_init_peer else {
+            let Some((up, init)) = balancer_init(us) else {
                 return NGX_ERROR as ngx_int_t;
             };
             let gen = (*up).current();
@@ -957,10 +971,7 @@ pub(crate) unsafe extern "C" fn init_peer(
 struct Restart {
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
-    init: unsafe extern "C" fn(
-        *mut ngx_http_request_t,
-        *mut ngx_http_upstream_srv_conf_t,
-    ) -> ngx_int_t,
+    init: InitPeer,
     /// The balancer's `peer.get`, which ours wraps.
     get: ngx::ffi::ngx_event_get_peer_pt,
     /// The list's generation counter, read before the balancer's init.
@@ -1015,10 +1026,7 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
         // ours has an Upstream since postconfiguration; the cleanup's data
         // is fresh memory of the request's pool, sized for a Restart.
         unsafe {
-            let Some(up) = super::module::runtime(us) else {
-                return NGX_ERROR as ngx_int_t;
-            };
-            let Some(init) = (*up).original_init_peer else {
+            let Some((_, init)) = balancer_init(us) else {
                 return NGX_ERROR as ngx_int_t;
             };
             let config = shared_config(us);
