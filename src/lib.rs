@@ -6,6 +6,7 @@
 //! and all the unsafe code, is in [`nginx`], behind the `nginx` feature.
 
 pub mod apply;
+pub mod chash;
 pub mod conf;
 pub mod dump;
 pub mod http;

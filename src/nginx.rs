@@ -2,6 +2,7 @@
 //! the registry client on nginx's event loop, and the upstreams' peer lists.
 //! All the crate's unsafe code is here.
 
+mod balancer;
 mod blocking;
 mod client;
 mod generation;

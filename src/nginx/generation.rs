@@ -9,19 +9,31 @@
 //! and a retired generation is freed when its last request ends. So no peer a
 //! request holds is ever freed, and every request's `tried` bitmap was sized
 //! from the very list it walks, however much the list grows or shrinks.
+//!
+//! What a balancer derives from the list when nginx initialises the upstream
+//! is built again for each generation: the ranges of `random` and the ring of
+//! `hash ... consistent`. nginx keeps them in the balancer's configuration,
+//! which [`Generation::select`] points at the generation a request walks
+//! before each call into the balancer. And the connections a worker has open
+//! to each server are counted across generations ([`Lineage`]), so that
+//! `least_conn`, `random two least_conn` and `max_conns` see the requests
+//! that started on an older list.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::mem;
 use std::net::SocketAddr;
 use std::ptr;
+use std::rc::Rc;
 
 use ngx::ffi::{
-    ngx_http_request_t, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t, ngx_int_t,
-    ngx_pool_cleanup_add, ngx_str_t, sockaddr, socklen_t, time_t,
+    ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t, ngx_int_t, ngx_str_t, ngx_uint_t,
+    sockaddr, socklen_t, time_t,
 };
 
-use super::peers::str_bytes;
+use super::peers::{str_bytes, Tables};
+use crate::chash;
 use crate::server::Server;
 
 /// The name of the stand-in peer of an upstream that has no server yet: it
@@ -101,6 +113,22 @@ struct PeerStore {
     name: Box<[u8]>,
 }
 
+/// `ngx_http_upstream_random_range_t`: a primary peer and the total weight
+/// of the peers before it.
+#[repr(C)]
+struct RandomRange {
+    peer: *mut ngx_http_upstream_rr_peer_t,
+    range: ngx_uint_t,
+}
+
+/// `ngx_http_upstream_chash_point_t`. The ring (`..._chash_points_t`) is a
+/// count followed by its points: [`Generation::ring`] holds it as words.
+#[repr(C)]
+struct ChashPoint {
+    hash: u32,
+    server: *const ngx_str_t,
+}
+
 /// A complete peer list: primary and backup round-robin lists, the storage
 /// they point into, and the model they were built from.
 pub(crate) struct Generation {
@@ -108,12 +136,93 @@ pub(crate) struct Generation {
     backup: ngx_http_upstream_rr_peers_t,
     peers: Vec<ngx_http_upstream_rr_peer_t>,
     store: Vec<PeerStore>,
+    /// Peer indices sorted by name, to find a server's peer.
+    by_name: Vec<usize>,
+    /// `random`: the ranges of the primary peers (empty for other balancers).
+    ranges: Vec<RandomRange>,
+    /// `hash ... consistent`: the ring, as nginx lays it out: the number of
+    /// points, then the points, two words each (empty for other balancers).
+    ring: Vec<usize>,
+    /// The upstream's generations in this worker.
+    lineage: Rc<Lineage>,
     /// The servers of this list, primary and backup, in list order.
     pub(crate) servers: Vec<Server>,
     /// Requests that started on this generation and have not ended.
     refs: usize,
     /// No longer the upstream's current list: free it when `refs` is 0.
     retired: bool,
+}
+
+/// One upstream's generations in one worker: which one is current, the
+/// balancer tables each must provide, and the connections open to each
+/// server from requests of any generation.
+pub(crate) struct Lineage {
+    tables: Tables,
+    current: Cell<*mut Generation>,
+    open: RefCell<HashMap<Box<[u8]>, ngx_uint_t>>,
+}
+
+impl Lineage {
+    pub(crate) fn new(tables: Tables) -> Rc<Lineage> {
+        Rc::new(Lineage {
+            tables,
+            current: Cell::new(ptr::null_mut()),
+            open: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The generation requests start on now (null once the upstream is gone).
+    pub(crate) fn current(&self) -> *mut Generation {
+        self.current.get()
+    }
+
+    pub(crate) fn set_current(&self, gen: *mut Generation) {
+        self.current.set(gen);
+    }
+
+    /// A request of generation `on` connected to the server `name`: the
+    /// balancer counted it in `on`; count it in the current list too.
+    pub(crate) fn opened(&self, name: &[u8], on: *mut Generation) {
+        *self.open.borrow_mut().entry(name.into()).or_insert(0) += 1;
+        if let Some(peer) = self.current_peer(name, on) {
+            peer.conns += 1;
+        }
+    }
+
+    /// That connection ended (the balancer uncounted it in `on`).
+    pub(crate) fn closed(&self, name: &[u8], on: *mut Generation) {
+        {
+            let mut open = self.open.borrow_mut();
+            if let Some(n) = open.get_mut(name) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(name);
+                }
+            }
+        }
+        if let Some(peer) = self.current_peer(name, on) {
+            peer.conns = peer.conns.saturating_sub(1);
+        }
+    }
+
+    /// The current list's peer for `name`, when the current list is not `on`.
+    fn current_peer(
+        &self,
+        name: &[u8],
+        on: *mut Generation,
+    ) -> Option<&mut ngx_http_upstream_rr_peer_t> {
+        let current = self.current.get();
+        if current.is_null() || current == on {
+            return None;
+        }
+        // SAFETY: the current generation is live (it is freed only after it
+        // was replaced, or set to null); one thread, no other borrow.
+        unsafe { (*current).find(name) }
+    }
+
+    fn open_to(&self, name: &[u8]) -> ngx_uint_t {
+        self.open.borrow().get(name).copied().unwrap_or(0)
+    }
 }
 
 /// What a new list copies from the list it replaces, for a server of the
@@ -181,6 +290,7 @@ impl Generation {
         servers: &[Server],
         from: &PeerSource<'_>,
         upstream_name: *mut ngx_str_t,
+        lineage: &Rc<Lineage>,
         problems: &mut Vec<String>,
     ) -> Box<Generation> {
         let mut kept: Vec<Server> = Vec::with_capacity(servers.len());
@@ -227,6 +337,10 @@ impl Generation {
             backup: unsafe { mem::zeroed() },
             peers: Vec::with_capacity(kept.len()),
             store,
+            by_name: Vec::new(),
+            ranges: Vec::new(),
+            ring: Vec::new(),
+            lineage: Rc::clone(lineage),
             servers: kept,
             refs: 0,
             retired: false,
@@ -248,9 +362,10 @@ impl Generation {
             peer.max_fails = server.max_fails as _;
             peer.fail_timeout = server.fail_timeout as time_t;
             peer.down = server.down as _;
+            // Connections open from older lists count here too.
+            peer.conns = lineage.open_to(server.name.as_bytes());
             if let Some(old) = source {
-                // Failure accounting and limits carry over; connection counts
-                // stay with the old peer, which its requests release.
+                // Failure accounting and limits carry over.
                 peer.fails = old.fails;
                 peer.accessed = old.accessed;
                 peer.checked = old.checked;
@@ -283,7 +398,91 @@ impl Generation {
         if !backup.is_empty() {
             g.primary.next = &mut g.backup;
         }
+        let mut by_name: Vec<usize> = (0..total).collect();
+        by_name.sort_by(|&a, &b| g.store[a].name.cmp(&g.store[b].name));
+        g.by_name = by_name;
+        if !lineage.tables.random.is_null() {
+            g.build_ranges(n_primary);
+        }
+        if !lineage.tables.chash.is_null() {
+            g.build_ring(n_primary);
+        }
         gen
+    }
+
+    /// `random`'s ranges, as `ngx_http_upstream_update_random` makes them.
+    fn build_ranges(&mut self, n_primary: usize) {
+        let mut total = 0;
+        let base = self.peers.as_mut_ptr();
+        self.ranges = (0..n_primary)
+            .map(|i| {
+                let range = total;
+                total += self.peers[i].weight as ngx_uint_t;
+                // SAFETY: i < n_primary <= peers.len().
+                RandomRange {
+                    peer: unsafe { base.add(i) },
+                    range,
+                }
+            })
+            .collect();
+    }
+
+    /// `hash ... consistent`'s ring of the primary peers (see [`chash`]).
+    fn build_ring(&mut self, n_primary: usize) {
+        let points = chash::ring(
+            self.peers[..n_primary]
+                // SAFETY: `server` points to the peer's name in `store`.
+                .iter()
+                .map(|p| (unsafe { str_bytes(&p.server) }, p.weight as usize)),
+        );
+        const WORDS: usize = size_of::<ChashPoint>() / size_of::<usize>();
+        let mut ring = vec![0usize; 1 + points.len() * WORDS];
+        ring[0] = points.len();
+        // SAFETY: the buffer holds `points.len()` ChashPoints after its first
+        // word, aligned as words are (a ChashPoint is two words, aligned to
+        // one); each `server` points to a peer of this generation.
+        unsafe {
+            let out = ring.as_mut_ptr().add(1).cast::<ChashPoint>();
+            for (i, p) in points.iter().enumerate() {
+                out.add(i).write(ChashPoint {
+                    hash: p.hash,
+                    server: &self.peers[p.server].server,
+                });
+            }
+        }
+        self.ring = ring;
+    }
+
+    /// Points the balancer's tables at this generation's, for a call into
+    /// the balancer on behalf of a request that walks this list.
+    pub(crate) fn select(&mut self) {
+        let tables = self.lineage.tables;
+        // SAFETY: the tables are the live srv confs of the balancer of this
+        // generation's upstream, which this worker alone uses; nginx reads
+        // them only inside the calls this precedes, on this thread. Each
+        // table lives as long as this generation, which the request holds.
+        unsafe {
+            if !tables.random.is_null() {
+                (*tables.random).ranges = self.ranges.as_mut_ptr().cast();
+            }
+            if !tables.chash.is_null() {
+                (*tables.chash).points = self.ring.as_mut_ptr().cast();
+            }
+        }
+    }
+
+    /// This list's peer for the server `name`.
+    fn find(&mut self, name: &[u8]) -> Option<&mut ngx_http_upstream_rr_peer_t> {
+        let store = &self.store;
+        let at = self
+            .by_name
+            .binary_search_by(|&i| (*store[i].name).cmp(name))
+            .ok()?;
+        Some(&mut self.peers[self.by_name[at]])
+    }
+
+    pub(crate) fn lineage(&self) -> &Rc<Lineage> {
+        &self.lineage
     }
 
     /// The pointer that goes into `uscf->peer.data`.
@@ -310,23 +509,28 @@ impl Generation {
         }
     }
 
-    /// Counts a request on `gen` until the request's pool is destroyed.
+    /// Counts a request on `gen`; [`Generation::release`] uncounts it.
     ///
     /// # Safety
-    /// `gen` must be a live boxed generation and `r` a live request.
-    pub(crate) unsafe fn hold(gen: *mut Generation, r: *mut ngx_http_request_t) -> Result<(), ()> {
-        // SAFETY: `r` is live; its pool outlives every use of its peers.
-        let cln = unsafe { ngx_pool_cleanup_add((*r).pool, 0) };
-        if cln.is_null() {
-            return Err(());
-        }
-        // SAFETY: `cln` is a fresh cleanup record; `gen` is live.
+    /// `gen` must be a live boxed generation.
+    pub(crate) unsafe fn hold(gen: *mut Generation) {
+        // SAFETY: per the contract; one thread.
+        unsafe { (*gen).refs += 1 };
+    }
+
+    /// A request that held `gen` ended: free a retired generation with it.
+    ///
+    /// # Safety
+    /// `gen` must be a generation `hold` counted this request on.
+    pub(crate) unsafe fn release(gen: *mut Generation) {
+        // SAFETY: `gen` is alive while refs > 0, and only this process
+        // touches it.
         unsafe {
-            (*cln).handler = Some(release);
-            (*cln).data = gen.cast();
-            (*gen).refs += 1;
+            (*gen).refs -= 1;
+            if (*gen).refs == 0 && (*gen).retired {
+                drop(Box::from_raw(gen));
+            }
         }
-        Ok(())
     }
 }
 
@@ -347,23 +551,6 @@ impl Drop for Generation {
 #[cfg(ngx_feature = "http_ssl")]
 extern "C" {
     fn SSL_SESSION_free(session: *mut c_void);
-}
-
-/// Pool cleanup of a request: drops its reference on a generation.
-///
-/// # Safety
-/// nginx calls it once, when the request's pool is destroyed, with the
-/// generation pointer `hold` registered.
-unsafe extern "C" fn release(data: *mut c_void) {
-    let gen = data.cast::<Generation>();
-    // SAFETY: `data` is the generation `hold` counted; it is alive while
-    // refs > 0, and only this process touches it.
-    unsafe {
-        (*gen).refs -= 1;
-        if (*gen).refs == 0 && (*gen).retired {
-            drop(Box::from_raw(gen));
-        }
-    }
 }
 
 /// Fills a list header for `peers`, with the counters nginx's round-robin

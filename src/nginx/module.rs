@@ -18,11 +18,12 @@ use ngx::http::{
 };
 use ngx::{ngx_conf_log_error, ngx_string};
 
+use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::log;
 use super::peers::{str_bytes, upstreams};
 use super::show::upstream_show_handler;
-use super::upstream::{init_peer, Upstream};
+use super::upstream::Upstream;
 use crate::conf::{parse_upsync, valid_lb, UpsyncConf};
 use crate::dump;
 use crate::server::Server;
@@ -442,13 +443,12 @@ unsafe fn take_over(
             ))
         }
     };
-    // SAFETY: as above. A shared list's ring is rebuilt by nginx itself on
-    // every change (generation counter); a per-worker list's is not.
-    if !zoned && unsafe { super::peers::is_consistent_hash(u) } {
+    // SAFETY: as above.
+    if let Some(server) = unsafe { resolved_server(u) } {
         return Err(format!(
-            "upstream \"{name}\" uses \"hash ... consistent\", whose ring nginx does not \
-             rebuild for per-worker lists: use \"hash\" without \"consistent\", \
-             or a \"zone\" on nginx 1.27.3 and newer {at}"
+            "upstream \"{name}\": \"server {server} ... resolve\" cannot be used with \"upsync\": \
+             the registry decides the upstream's servers; list the name in the registry, \
+             or move the server to an upstream without \"upsync\" {at}"
         ));
     }
     if u.peer.data.is_null() {
@@ -472,6 +472,11 @@ unsafe fn take_over(
         .unwrap_or_else(|| format!("/tmp/servers_{name}.conf"));
     let initial = initial_servers(cf, &name, &dump_path, configured);
 
+    // What the balancer derived from the configured list (none for a shared
+    // list: nginx derives it again from each generation of the list).
+    // SAFETY: nginx initialised the upstream's balancer before
+    // postconfiguration.
+    let tables = unsafe { super::peers::balancer_tables(u) };
     let mut problems = Vec::new();
     let registry = sc.registry.ok_or("no registry address")?;
     // SAFETY: per the contract.
@@ -482,6 +487,7 @@ unsafe fn take_over(
             dump_path,
             registry,
             &initial,
+            tables,
             #[cfg(ngx_resolve_peers)]
             shared,
             &mut problems,
@@ -497,10 +503,36 @@ unsafe fn take_over(
     u.peer.init = Some(init_peer);
     #[cfg(ngx_resolve_peers)]
     if zoned {
-        u.peer.init = Some(super::upstream::init_peer_shared);
+        u.peer.init = Some(super::balancer::init_peer_shared);
     }
     sc.runtime = Some(up);
     Ok(())
+}
+
+/// A `server name ... resolve` line of the upstream (nginx 1.27.3 and newer
+/// re-resolve such names at run time, in a shared zone), by its name.
+///
+/// # Safety
+/// `u` is an upstream of the configuration being built.
+unsafe fn resolved_server(u: &ngx_http_upstream_srv_conf_t) -> Option<String> {
+    #[cfg(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone"))]
+    {
+        if u.servers.is_null() {
+            return None;
+        }
+        // SAFETY: `servers` is the upstream's array of server lines.
+        let servers: &[ngx_http_upstream_server_t] = unsafe { (*u.servers).as_slice() };
+        return servers
+            .iter()
+            .find(|s| s.host.len != 0)
+            // SAFETY: the server line's name lives as long as the cycle.
+            .map(|s| String::from_utf8_lossy(unsafe { str_bytes(&s.name) }).into_owned());
+    }
+    #[cfg(not(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone")))]
+    {
+        let _ = u;
+        None
+    }
 }
 
 /// The list an upstream starts with: the dump file's when there is a usable

@@ -1,6 +1,6 @@
 //! Read access to an upstream's round-robin peer lists.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CStr};
 use std::slice;
 
 use ngx::ffi::{
@@ -95,41 +95,75 @@ fn primary_servers(peers: &ngx_http_upstream_rr_peers_t) -> Vec<Server> {
 }
 
 /// The head of `ngx_http_upstream_hash_srv_conf_t`, private to nginx's hash
-/// module: `points` is set by `hash ... consistent` only.
+/// module: `points` is the ring of `hash ... consistent`.
 #[repr(C)]
-struct HashSrvConf {
+pub(crate) struct HashSrvConf {
     key: ngx_http_complex_value_t,
     #[cfg(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone"))]
     config: ngx::ffi::ngx_uint_t,
-    points: *mut c_void,
+    pub(crate) points: *mut c_void,
+}
+
+/// `ngx_http_upstream_random_srv_conf_t`, private to nginx's random module.
+#[repr(C)]
+pub(crate) struct RandomSrvConf {
+    two: ngx::ffi::ngx_uint_t,
+    #[cfg(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone"))]
+    config: ngx::ffi::ngx_uint_t,
+    pub(crate) ranges: *mut c_void,
+}
+
+/// The tables a balancer derived from an upstream's list when nginx
+/// initialised it, and reads on every request: `random`'s ranges, the ring
+/// of `hash ... consistent`. Null where the upstream has none. A shared
+/// (zone) list has none at that point: nginx builds them at run time, and
+/// again after each change of the list's generation counter.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    pub(crate) random: *mut RandomSrvConf,
+    pub(crate) chash: *mut HashSrvConf,
 }
 
 extern "C" {
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
 }
 
-/// Whether the upstream balances with `hash ... consistent`.
+/// The srv conf of the module named `module` in `uscf`, if nginx has it.
 ///
 /// # Safety
-/// `uscf` must be an initialised upstream of the configuration being built.
-pub(crate) unsafe fn is_consistent_hash(uscf: &ngx_http_upstream_srv_conf_t) -> bool {
-    // Looked up at run time: an nginx built without the hash module has none.
+/// `uscf` must be an upstream of the configuration being built.
+unsafe fn module_conf(uscf: &ngx_http_upstream_srv_conf_t, module: &CStr) -> *mut c_void {
+    // Looked up at run time: an nginx built without the module has none.
     // SAFETY: RTLD_DEFAULT (null) searches the process's global symbols.
-    let module = unsafe {
-        dlsym(
-            std::ptr::null_mut(),
-            c"ngx_http_upstream_hash_module".as_ptr(),
-        )
-    }
-    .cast::<ngx_module_t>();
+    let module = unsafe { dlsym(std::ptr::null_mut(), module.as_ptr()) }.cast::<ngx_module_t>();
     if module.is_null() || uscf.srv_conf.is_null() {
-        return false;
+        return std::ptr::null_mut();
     }
-    // SAFETY: every http module has a srv conf slot in every upstream; the
-    // hash module's is its HashSrvConf, whose head is mirrored above for
-    // this nginx version.
+    // SAFETY: every http module has a srv conf slot in every upstream.
+    unsafe { *uscf.srv_conf.add((*module).ctx_index) }
+}
+
+/// The tables of the upstream's balancer, once nginx initialised it.
+///
+/// # Safety
+/// `uscf` must be an initialised upstream of the configuration being built;
+/// the structs above mirror the modules' srv confs for this nginx version.
+pub(crate) unsafe fn balancer_tables(uscf: &ngx_http_upstream_srv_conf_t) -> Tables {
+    // SAFETY: per the contract; a module's srv conf is its own struct.
     unsafe {
-        let conf = *uscf.srv_conf.add((*module).ctx_index) as *const HashSrvConf;
-        !conf.is_null() && !(*conf).points.is_null()
+        let random = module_conf(uscf, c"ngx_http_upstream_random_module").cast::<RandomSrvConf>();
+        let chash = module_conf(uscf, c"ngx_http_upstream_hash_module").cast::<HashSrvConf>();
+        Tables {
+            random: if !random.is_null() && !(*random).ranges.is_null() {
+                random
+            } else {
+                std::ptr::null_mut()
+            },
+            chash: if !chash.is_null() && !(*chash).points.is_null() {
+                chash
+            } else {
+                std::ptr::null_mut()
+            },
+        }
     }
 }

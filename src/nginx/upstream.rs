@@ -5,17 +5,18 @@ use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::rc::Rc;
 
 use ngx::ffi::{
-    ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_request_t,
-    ngx_http_upstream_init_peer_pt, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_log_t, ngx_msec_t,
-    ngx_quit, ngx_terminate, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE,
-    NGX_LOG_WARN, NGX_OK,
+    ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_upstream_init_peer_pt,
+    ngx_http_upstream_srv_conf_t, ngx_log_t, ngx_msec_t, ngx_quit, ngx_terminate, NGX_LOG_ALERT,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 
 use super::client::{Fetch, FetchError, FetchOwner};
-use super::generation::{Generation, PeerSource, SockAddr};
+use super::generation::{Generation, Lineage, PeerSource, SockAddr};
 use super::log;
+use super::peers::Tables;
 use crate::apply::{merge, Outcome};
 use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
@@ -39,8 +40,9 @@ pub(crate) struct Upstream {
     conf: UpsyncConf,
     registry: SocketAddr,
     dump_path: String,
-    /// The list requests use now (`uscf->peer.data` points into it).
-    current: *mut Generation,
+    /// Its per-worker lists: the current one (`uscf->peer.data` points
+    /// into it) and the connections open across them.
+    lineage: Rc<Lineage>,
     /// The balancer's own `peer.init`, which our wrapper calls.
     pub(crate) original_init_peer: ngx_http_upstream_init_peer_pt,
     /// The first change that adds or removes servers reverses the list once.
@@ -96,6 +98,7 @@ impl Upstream {
         dump_path: String,
         registry: SocketAddr,
         initial: &[Server],
+        tables: Tables,
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
     ) -> Box<Upstream> {
@@ -106,7 +109,15 @@ impl Upstream {
             String::from_utf8_lossy(unsafe { super::peers::str_bytes(&u.host) }).into_owned();
         // SAFETY: nginx's list is live for the cycle's lifetime.
         let source = unsafe { PeerSource::from_list(u.peer.data.cast()) };
-        let gen = Box::into_raw(Generation::build(initial, &source, &mut u.host, problems));
+        let lineage = Lineage::new(tables);
+        let gen = Box::into_raw(Generation::build(
+            initial,
+            &source,
+            &mut u.host,
+            &lineage,
+            problems,
+        ));
+        lineage.set_current(gen);
         // SAFETY: `gen` is a fresh live generation.
         u.peer.data = unsafe { (*gen).list() }.cast();
         let fetch = Fetch::new(SockAddr::from_socket_addr(registry), &conf.authority);
@@ -116,7 +127,7 @@ impl Upstream {
             conf,
             registry,
             dump_path,
-            current: gen,
+            lineage,
             original_init_peer: u.peer.init,
             reversed: false,
             index: IndexState::default(),
@@ -138,9 +149,9 @@ impl Upstream {
         })
     }
 
-    /// The generation requests start on now.
-    pub(crate) fn current(&self) -> *mut Generation {
-        self.current
+    /// Its per-worker lists.
+    pub(crate) fn lineage(&self) -> &Lineage {
+        &self.lineage
     }
 
     /// Starts polling in this worker. `writes_dump`: this process owns the
@@ -698,8 +709,9 @@ impl Upstream {
         if self.shared.is_some() {
             return self.apply_shared(desired);
         }
-        // SAFETY: `current` is live while it is current.
-        let current = unsafe { &*self.current };
+        let current = self.lineage.current();
+        // SAFETY: the current generation is live while it is current.
+        let current = unsafe { &*current };
         let mut reversed = self.reversed;
         let Some(list) = self.merged(&current.servers, desired, &mut reversed) else {
             return;
@@ -707,12 +719,13 @@ impl Upstream {
         self.reversed = reversed;
         let mut problems = Vec::new();
         // SAFETY: the current generation's lists are live.
-        let source = unsafe { PeerSource::from_list((*self.current).list()) };
+        let source = unsafe { PeerSource::from_list((*self.lineage.current()).list()) };
         // SAFETY: the upstream and its name live as long as the cycle.
         let gen = Generation::build(
             &list,
             &source,
             unsafe { &mut (*self.uscf).host },
+            &self.lineage,
             &mut problems,
         );
         for p in &problems {
@@ -734,7 +747,8 @@ impl Upstream {
             return;
         }
         let gen = Box::into_raw(gen);
-        let old = std::mem::replace(&mut self.current, gen);
+        let old = self.lineage.current();
+        self.lineage.set_current(gen);
         // SAFETY: `gen` is live; requests from now on start on it. `old`
         // came from Box::into_raw and is not used here again.
         unsafe {
@@ -884,8 +898,8 @@ impl Drop for Upstream {
         self.stop();
         // SAFETY: the upstream's own generation; at cycle destruction no
         // request of this process runs any more.
-        unsafe { Generation::retire(self.current) };
-        self.current = ptr::null_mut();
+        unsafe { Generation::retire(self.lineage.current()) };
+        self.lineage.set_current(ptr::null_mut());
     }
 }
 
@@ -916,216 +930,6 @@ unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
             "poll loop panicked, stopping it"
         );
     }
-}
-
-/// A synced upstream's runtime and the balancer's own `peer.init`.
-///
-/// # Safety
-/// `us` is an upstream of the running cycle.
-unsafe fn balancer_init(
-    us: *mut ngx_http_upstream_srv_conf_t,
-) -> Option<(*mut Upstream, InitPeer)> {
-    // SAFETY: per the contract; ours has an Upstream since postconfiguration.
-    let up = unsafe { super::module::runtime(us) }?;
-    // SAFETY: `up` is this process's live boxed upstream.
-    Some((up, unsafe { (*up).original_init_peer }?))
-}
-
-/// A balancer's `peer.init`.
-type InitPeer =
-    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
-
-/// `peer.init` of a synced upstream: the balancer's own init on the current
-/// generation, plus a reference on that generation for the request's life.
-///
-/// # Safety
-/// nginx calls it with a live request and the upstream being balanced.
-pub(crate) unsafe extern "C" fn init_peer(
-    r: *mut ngx_http_request_t,
-    us: *mut ngx_http_upstream_srv_conf_t,
-) -> ngx_int_t {
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: nginx calls peer.init with a live request and upstream;
-        // ours has an Upstream since postconfiguration.
-        unsafe {
-            let Some((up, init)) = balancer_init(us) else {
-                return NGX_ERROR as ngx_int_t;
-            };
-            let gen = (*up).current();
-            let rc = init(r, us);
-            if rc != NGX_OK as ngx_int_t {
-                return rc;
-            }
-            match Generation::hold(gen, r) {
-                Ok(()) => NGX_OK as ngx_int_t,
-                Err(()) => NGX_ERROR as ngx_int_t,
-            }
-        }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
-}
-
-/// Zone mode: what a request needs to start again on a list the poller
-/// changed between its `peer.init` and its first `peer.get`.
-#[cfg(ngx_resolve_peers)]
-struct Restart {
-    r: *mut ngx_http_request_t,
-    us: *mut ngx_http_upstream_srv_conf_t,
-    init: InitPeer,
-    /// The balancer's `peer.get`, which ours wraps.
-    get: ngx::ffi::ngx_event_get_peer_pt,
-    /// The list's generation counter, read before the balancer's init.
-    config: ngx::ffi::ngx_uint_t,
-    /// A first `peer.get` was made: later ones are retries of nginx's own.
-    got: bool,
-    restarts_left: u8,
-    /// Its key in RESTARTS.
-    key: usize,
-}
-
-#[cfg(ngx_resolve_peers)]
-std::thread_local! {
-    /// Live requests of this worker on zone upstreams, by the address of
-    /// their peer connection (`&r->upstream->peer`), to their `Restart`.
-    static RESTARTS: std::cell::RefCell<std::collections::HashMap<usize, *mut Restart>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The generation counter of a shared list.
-///
-/// # Safety
-/// `us` is a zone upstream of the running cycle (its list is in the zone).
-#[cfg(ngx_resolve_peers)]
-unsafe fn shared_config(us: *mut ngx_http_upstream_srv_conf_t) -> ngx::ffi::ngx_uint_t {
-    // SAFETY: per the contract; the counter is a word only the poller writes
-    // (under the list's write lock): a plain volatile read sees a whole value.
-    unsafe {
-        let peers = (*us)
-            .peer
-            .data
-            .cast::<ngx::ffi::ngx_http_upstream_rr_peers_t>();
-        ptr::read_volatile((*peers).config)
-    }
-}
-
-/// `peer.init` of a zone upstream: the balancer's own init, with its
-/// `peer.get` wrapped. nginx's balancers refuse a peer (NGX_BUSY, "no live
-/// upstreams") when the list changed since the request's init; when the
-/// poller changed it in that instant, the request starts again on the new
-/// list instead of failing.
-///
-/// # Safety
-/// nginx calls it with a live request and the upstream being balanced.
-#[cfg(ngx_resolve_peers)]
-pub(crate) unsafe extern "C" fn init_peer_shared(
-    r: *mut ngx_http_request_t,
-    us: *mut ngx_http_upstream_srv_conf_t,
-) -> ngx_int_t {
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: nginx calls peer.init with a live request and upstream;
-        // ours has an Upstream since postconfiguration; the cleanup's data
-        // is fresh memory of the request's pool, sized for a Restart.
-        unsafe {
-            let Some((_, init)) = balancer_init(us) else {
-                return NGX_ERROR as ngx_int_t;
-            };
-            let config = shared_config(us);
-            let rc = init(r, us);
-            if rc != NGX_OK as ngx_int_t {
-                return rc;
-            }
-            let cln = ngx::ffi::ngx_pool_cleanup_add((*r).pool, size_of::<Restart>());
-            if cln.is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
-            let pc = &mut (*(*r).upstream).peer;
-            let restart = (*cln).data.cast::<Restart>();
-            let key = pc as *mut _ as usize;
-            restart.write(Restart {
-                key,
-                r,
-                us,
-                init,
-                get: pc.get,
-                config,
-                got: false,
-                restarts_left: 3,
-            });
-            RESTARTS.with(|m| m.borrow_mut().insert(key, restart));
-            (*cln).handler = Some(forget_restart);
-            pc.get = Some(get_peer_shared);
-            NGX_OK as ngx_int_t
-        }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
-}
-
-/// `peer.get` of a request on a zone upstream; see [`init_peer_shared`].
-///
-/// # Safety
-/// nginx calls it with the request's live peer connection.
-#[cfg(ngx_resolve_peers)]
-unsafe extern "C" fn get_peer_shared(
-    pc: *mut ngx::ffi::ngx_peer_connection_t,
-    _data: *mut c_void,
-) -> ngx_int_t {
-    let busy = ngx::ffi::NGX_BUSY as ngx_int_t;
-    catch_unwind(AssertUnwindSafe(|| {
-        let Some(restart) = RESTARTS.with(|m| m.borrow().get(&(pc as usize)).copied()) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        // SAFETY: the Restart lives in the request's pool, registered until
-        // the pool's cleanup; `pc` is the request's peer connection, whose
-        // data is whatever the balancer's init put there last.
-        unsafe {
-            let rs = &mut *restart;
-            loop {
-                let Some(get) = rs.get else {
-                    return NGX_ERROR as ngx_int_t;
-                };
-                let rc = get(pc, (*pc).data);
-                if rc != busy || rs.got || rs.restarts_left == 0 {
-                    rs.got = true;
-                    return rc;
-                }
-                let now = shared_config(rs.us);
-                if now == rs.config {
-                    // The same list: nothing could be had from it.
-                    rs.got = true;
-                    return rc;
-                }
-                // The list changed since the init: start on the new one.
-                rs.restarts_left -= 1;
-                rs.config = now;
-                let tries = (*pc).tries;
-                (*pc).data = ptr::null_mut();
-                if (rs.init)(rs.r, rs.us) != NGX_OK as ngx_int_t {
-                    return NGX_ERROR as ngx_int_t;
-                }
-                (*pc).tries = (*pc).tries.min(tries);
-                rs.get = (*pc).get;
-                (*pc).get = Some(get_peer_shared);
-            }
-        }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
-}
-
-/// Pool cleanup of a request on a zone upstream.
-///
-/// # Safety
-/// nginx calls it once, when the request's pool is destroyed.
-#[cfg(ngx_resolve_peers)]
-unsafe extern "C" fn forget_restart(data: *mut c_void) {
-    let restart = data.cast::<Restart>();
-    // SAFETY: `data` is the Restart init_peer_shared wrote.
-    let key = unsafe { (*restart).key };
-    RESTARTS.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.get(&key) == Some(&restart) {
-            m.remove(&key);
-        }
-    });
 }
 
 fn consul_kind(kind: RegistryKind) -> consul::Kind {

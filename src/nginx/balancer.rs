@@ -1,0 +1,364 @@
+//! The balancer hooks of synced upstreams: nginx calls them for every
+//! proxied request. They wrap the upstream's own balancer (`peer.init`, and
+//! per request `peer.get` and `peer.free`), whatever it is.
+//!
+//! Per-worker lists: a request holds the generation it started on until it
+//! ends; before each call into the balancer, the balancer's tables are those
+//! of that generation; and every connection it opens and closes is counted
+//! for the server in the current list as well ([`Lineage`]).
+//!
+//! Zone mode: a request that meets a list change between its init and its
+//! first peer starts again on the new list.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use ngx::ffi::{
+    ngx_event_free_peer_pt, ngx_event_get_peer_pt, ngx_http_request_t,
+    ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_peer_connection_t, ngx_pool_cleanup_add,
+    ngx_str_t, ngx_uint_t, NGX_DONE, NGX_ERROR, NGX_OK,
+};
+
+use super::generation::{Generation, Lineage};
+use super::peers::str_bytes;
+use super::upstream::Upstream;
+
+/// A synced upstream's runtime and the balancer's own `peer.init`.
+///
+/// # Safety
+/// `us` is an upstream of the running cycle.
+unsafe fn balancer_init(
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> Option<(*mut Upstream, InitPeer)> {
+    // SAFETY: per the contract; ours has an Upstream since postconfiguration.
+    let up = unsafe { super::module::runtime(us) }?;
+    // SAFETY: `up` is this process's live boxed upstream.
+    Some((up, unsafe { (*up).original_init_peer }?))
+}
+
+/// A balancer's `peer.init`.
+type InitPeer =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
+
+/// A request on a per-worker list: the generation it holds, and the
+/// balancer's own `peer.get` and `peer.free`, which ours wrap.
+struct Held {
+    gen: *mut Generation,
+    get: ngx_event_get_peer_pt,
+    free: ngx_event_free_peer_pt,
+    /// The name of the server it is connected to now (empty: none).
+    peer: ngx_str_t,
+    /// Its key in HELD.
+    key: usize,
+}
+
+std::thread_local! {
+    /// Live requests of this worker on per-worker lists, by the address of
+    /// their peer connection (`&r->upstream->peer`), to their `Held`.
+    static HELD: RefCell<HashMap<usize, *mut Held>> = RefCell::new(HashMap::new());
+}
+
+fn held(pc: *mut ngx_peer_connection_t) -> Option<*mut Held> {
+    HELD.with(|m| m.borrow().get(&(pc as usize)).copied())
+}
+
+/// `peer.init` of a synced upstream with per-worker lists: the balancer's
+/// own init on the current generation, which the request holds until its
+/// pool is destroyed.
+///
+/// # Safety
+/// nginx calls it with a live request and the upstream being balanced.
+pub(crate) unsafe extern "C" fn init_peer(
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> ngx_int_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: nginx calls peer.init with a live request and upstream;
+        // ours has an Upstream since postconfiguration, whose current
+        // generation is live; the cleanup's data is fresh memory of the
+        // request's pool, sized for a Held.
+        unsafe {
+            let Some((up, init)) = balancer_init(us) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let gen = (*up).lineage().current();
+            if gen.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            (*gen).select();
+            let rc = init(r, us);
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            let cln = ngx_pool_cleanup_add((*r).pool, size_of::<Held>());
+            if cln.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            let pc = &mut (*(*r).upstream).peer;
+            let key = pc as *mut _ as usize;
+            let h = (*cln).data.cast::<Held>();
+            h.write(Held {
+                gen,
+                get: pc.get,
+                free: pc.free,
+                peer: ngx_str_t {
+                    len: 0,
+                    data: ptr::null_mut(),
+                },
+                key,
+            });
+            Generation::hold(gen);
+            HELD.with(|m| m.borrow_mut().insert(key, h));
+            (*cln).handler = Some(release);
+            pc.get = Some(get_peer);
+            pc.free = Some(free_peer);
+            NGX_OK as ngx_int_t
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// `peer.get` of a request on a per-worker list.
+///
+/// # Safety
+/// nginx calls it with the request's live peer connection and the data the
+/// balancer's init put there.
+unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(h) = held(pc) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        // SAFETY: the Held lives in the request's pool until its cleanup,
+        // and its generation as long as it holds it; `pc` is live.
+        unsafe {
+            let h = &mut *h;
+            let Some(get) = h.get else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            (*h.gen).select();
+            let rc = get(pc, data);
+            let got = rc == NGX_OK as ngx_int_t || rc == NGX_DONE as ngx_int_t;
+            if got && !(*pc).name.is_null() {
+                // Every stock balancer points `name` at the chosen peer's.
+                h.peer = *(*pc).name;
+                (*h.gen).lineage().opened(str_bytes(&h.peer), h.gen);
+            }
+            rc
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// `peer.free` of a request on a per-worker list.
+///
+/// # Safety
+/// nginx calls it with the request's live peer connection, after a `get`.
+unsafe extern "C" fn free_peer(
+    pc: *mut ngx_peer_connection_t,
+    data: *mut c_void,
+    state: ngx_uint_t,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let Some(h) = held(pc) else {
+            return;
+        };
+        // SAFETY: as in `get_peer`.
+        unsafe {
+            let h = &mut *h;
+            (*h.gen).select();
+            if let Some(free) = h.free {
+                free(pc, data, state);
+            }
+            if h.peer.len != 0 {
+                let lineage: &Lineage = (*h.gen).lineage();
+                lineage.closed(str_bytes(&h.peer), h.gen);
+                h.peer.len = 0;
+            }
+        }
+    }));
+}
+
+/// Pool cleanup of a request on a per-worker list.
+///
+/// # Safety
+/// nginx calls it once, when the request's pool is destroyed, with the Held
+/// `init_peer` wrote.
+unsafe extern "C" fn release(data: *mut c_void) {
+    let h = data.cast::<Held>();
+    // SAFETY: per the contract.
+    let (key, gen) = unsafe { ((*h).key, (*h).gen) };
+    HELD.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.get(&key) == Some(&h) {
+            m.remove(&key);
+        }
+    });
+    // SAFETY: the generation init_peer counted this request on.
+    unsafe { Generation::release(gen) };
+}
+
+/// Zone mode: what a request needs to start again on a list the poller
+/// changed between its `peer.init` and its first `peer.get`.
+#[cfg(ngx_resolve_peers)]
+struct Restart {
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+    init: InitPeer,
+    /// The balancer's `peer.get`, which ours wraps.
+    get: ngx::ffi::ngx_event_get_peer_pt,
+    /// The list's generation counter, read before the balancer's init.
+    config: ngx::ffi::ngx_uint_t,
+    /// A first `peer.get` was made: later ones are retries of nginx's own.
+    got: bool,
+    restarts_left: u8,
+    /// Its key in RESTARTS.
+    key: usize,
+}
+
+#[cfg(ngx_resolve_peers)]
+std::thread_local! {
+    /// Live requests of this worker on zone upstreams, by the address of
+    /// their peer connection (`&r->upstream->peer`), to their `Restart`.
+    static RESTARTS: std::cell::RefCell<std::collections::HashMap<usize, *mut Restart>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The generation counter of a shared list.
+///
+/// # Safety
+/// `us` is a zone upstream of the running cycle (its list is in the zone).
+#[cfg(ngx_resolve_peers)]
+unsafe fn shared_config(us: *mut ngx_http_upstream_srv_conf_t) -> ngx::ffi::ngx_uint_t {
+    // SAFETY: per the contract; the counter is a word only the poller writes
+    // (under the list's write lock): a plain volatile read sees a whole value.
+    unsafe {
+        let peers = (*us)
+            .peer
+            .data
+            .cast::<ngx::ffi::ngx_http_upstream_rr_peers_t>();
+        ptr::read_volatile((*peers).config)
+    }
+}
+
+/// `peer.init` of a zone upstream: the balancer's own init, with its
+/// `peer.get` wrapped. nginx's balancers refuse a peer (NGX_BUSY, "no live
+/// upstreams") when the list changed since the request's init; when the
+/// poller changed it in that instant, the request starts again on the new
+/// list instead of failing.
+///
+/// # Safety
+/// nginx calls it with a live request and the upstream being balanced.
+#[cfg(ngx_resolve_peers)]
+pub(crate) unsafe extern "C" fn init_peer_shared(
+    r: *mut ngx_http_request_t,
+    us: *mut ngx_http_upstream_srv_conf_t,
+) -> ngx_int_t {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: nginx calls peer.init with a live request and upstream;
+        // ours has an Upstream since postconfiguration; the cleanup's data
+        // is fresh memory of the request's pool, sized for a Restart.
+        unsafe {
+            let Some((_, init)) = balancer_init(us) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            let config = shared_config(us);
+            let rc = init(r, us);
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            let cln = ngx::ffi::ngx_pool_cleanup_add((*r).pool, size_of::<Restart>());
+            if cln.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            let pc = &mut (*(*r).upstream).peer;
+            let restart = (*cln).data.cast::<Restart>();
+            let key = pc as *mut _ as usize;
+            restart.write(Restart {
+                key,
+                r,
+                us,
+                init,
+                get: pc.get,
+                config,
+                got: false,
+                restarts_left: 3,
+            });
+            RESTARTS.with(|m| m.borrow_mut().insert(key, restart));
+            (*cln).handler = Some(forget_restart);
+            pc.get = Some(get_peer_shared);
+            NGX_OK as ngx_int_t
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// `peer.get` of a request on a zone upstream; see [`init_peer_shared`].
+///
+/// # Safety
+/// nginx calls it with the request's live peer connection.
+#[cfg(ngx_resolve_peers)]
+unsafe extern "C" fn get_peer_shared(
+    pc: *mut ngx::ffi::ngx_peer_connection_t,
+    _data: *mut c_void,
+) -> ngx_int_t {
+    let busy = ngx::ffi::NGX_BUSY as ngx_int_t;
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(restart) = RESTARTS.with(|m| m.borrow().get(&(pc as usize)).copied()) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        // SAFETY: the Restart lives in the request's pool, registered until
+        // the pool's cleanup; `pc` is the request's peer connection, whose
+        // data is whatever the balancer's init put there last.
+        unsafe {
+            let rs = &mut *restart;
+            loop {
+                let Some(get) = rs.get else {
+                    return NGX_ERROR as ngx_int_t;
+                };
+                let rc = get(pc, (*pc).data);
+                if rc != busy || rs.got || rs.restarts_left == 0 {
+                    rs.got = true;
+                    return rc;
+                }
+                let now = shared_config(rs.us);
+                if now == rs.config {
+                    // The same list: nothing could be had from it.
+                    rs.got = true;
+                    return rc;
+                }
+                // The list changed since the init: start on the new one.
+                rs.restarts_left -= 1;
+                rs.config = now;
+                let tries = (*pc).tries;
+                (*pc).data = ptr::null_mut();
+                if (rs.init)(rs.r, rs.us) != NGX_OK as ngx_int_t {
+                    return NGX_ERROR as ngx_int_t;
+                }
+                (*pc).tries = (*pc).tries.min(tries);
+                rs.get = (*pc).get;
+                (*pc).get = Some(get_peer_shared);
+            }
+        }
+    }))
+    .unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// Pool cleanup of a request on a zone upstream.
+///
+/// # Safety
+/// nginx calls it once, when the request's pool is destroyed.
+#[cfg(ngx_resolve_peers)]
+unsafe extern "C" fn forget_restart(data: *mut c_void) {
+    let restart = data.cast::<Restart>();
+    // SAFETY: `data` is the Restart init_peer_shared wrote.
+    let key = unsafe { (*restart).key };
+    RESTARTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.get(&key) == Some(&restart) {
+            m.remove(&key);
+        }
+    });
+}
