@@ -25,6 +25,8 @@ Consul API served (all reads support blocking queries, ?index=N&wait=D):
     GET    /v1/catalog/service/<name>[?tag=T]   GET /v1/catalog/services
     GET    /v1/health/service/<name>[?passing][&tag=T]
     GET    /v1/status/leader       GET /v1/status/peers
+    PUT    /v1/txn                 KV set, delete and delete-tree, applied as
+                                   one write at one index (at most 64 ops)
 
 ACL: with --token T, every /v1/ request except /v1/status/* (which Consul
 serves without ACL) needs the token, read as Consul does: ?token=T, else the
@@ -342,10 +344,10 @@ class State:
                "Value": base64.b64encode(value).decode("ascii") if value is not None else None,
                "CreateIndex": entry["CreateIndex"], "ModifyIndex": entry["ModifyIndex"]}
 
-    def kv_put(self, key, value, flags, cas):
+    def kv_put(self, key, value, flags, cas, idx=None):
         """Consul's KVS.Apply with KVSet or KVCAS. Answers True or, for a
-        CAS that does not apply, False."""
-        idx = self.next_index()
+        CAS that does not apply, False. `idx`: the write of a transaction."""
+        idx = idx or self.next_index()
         existing = self.kv.get(key)
         if cas is not None:
             # kvsSetCASTxn: cas=0 only creates; cas=M only replaces an entry
@@ -366,9 +368,9 @@ class State:
         self.cond.notify_all()
         return True
 
-    def kv_delete(self, key, recurse, cas):
+    def kv_delete(self, key, recurse, cas, idx=None):
         """KVDelete / KVDeleteTree / KVDeleteCAS."""
-        idx = self.next_index()
+        idx = idx or self.next_index()
         if recurse:
             gone = [k for k in self.kv if k.startswith(key)]
         else:
@@ -384,6 +386,20 @@ class State:
             self.kv_table_index = idx
             self.cond.notify_all()
         return True
+
+    def kv_txn(self, ops):
+        """/v1/txn: KV operations applied as one write, at one index (one
+        raft entry). `ops` are validated (verb, key, value) tuples."""
+        idx = self.next_index()
+        results = []
+        for verb, key, value, flags in ops:
+            if verb == "set":
+                self.kv_put(key, value, flags, None, idx)
+                entry = dict(self.kv_render(self.kv[key]), Value=None)
+                results.append({"KV": entry})
+            else:
+                self.kv_delete(key, verb == "delete-tree", None, idx)
+        return results
 
     def kv_read(self, key, mode, separator, raw):
         """Query and version functions for a KV read. mode: "get" (one key),
@@ -890,6 +906,12 @@ class App:
         """Answers an authorized /v1/ request with a Result (or HTTPError)."""
         if path.startswith("/v1/kv/"):
             return self.kv(method, path[len("/v1/kv/"):], query, body)
+        if path == "/v1/txn":
+            allow(method, "PUT")
+            ops = decode_txn(body)
+            with self.state.cond:
+                results = self.state.kv_txn(ops)
+            return json_result({"Results": results, "Errors": None})
         if path == "/v1/catalog/register":
             allow(method, "PUT")
             reg = decode_registration(body)
@@ -970,6 +992,51 @@ class App:
         with self.state.cond:
             ok = self.state.kv_delete(key, recurse, cas)
         return json_result(ok)
+
+
+# Consul's limit on the operations of one transaction (txn_max_ops).
+TXN_MAX_OPS = 64
+TXN_VERBS = ("set", "cas", "lock", "unlock", "get", "get-tree", "check-index",
+             "check-session", "check-not-exists", "delete", "delete-tree", "delete-cas")
+
+
+def decode_txn(body):
+    """The body of PUT /v1/txn: a JSON array of {"KV": {"Verb", "Key",
+    "Value" (base64), "Flags"}}. The stand-in applies set, delete and
+    delete-tree; Consul's other verbs are refused with 400."""
+    try:
+        ops = json.loads(body or b"null")
+    except ValueError as e:
+        raise HTTPError(400, "Failed to parse body: %s" % e)
+    if not isinstance(ops, list):
+        raise HTTPError(400, "Failed to parse body: not a JSON array")
+    if len(ops) > TXN_MAX_OPS:
+        raise HTTPError(413, "Transaction contains too many operations (%d > %d)"
+                        % (len(ops), TXN_MAX_OPS))
+    out = []
+    for op in ops:
+        kv = op.get("KV") if isinstance(op, dict) else None
+        if not isinstance(kv, dict):
+            raise HTTPError(400, "the stand-in supports only KV operations in a transaction")
+        verb = kv.get("Verb")
+        if verb not in TXN_VERBS:
+            raise HTTPError(400, "Failed to parse body: unknown KV verb %r" % (verb,))
+        if verb not in ("set", "delete", "delete-tree"):
+            raise HTTPError(400, "the stand-in does not support the KV verb %r" % verb)
+        key = kv.get("Key")
+        if not isinstance(key, str) or (not key and verb != "delete-tree"):
+            raise HTTPError(400, "Missing key name")
+        value = None
+        if verb == "set" and kv.get("Value") is not None:
+            try:
+                value = base64.b64decode(kv["Value"], validate=True) or None
+            except (ValueError, TypeError):
+                raise HTTPError(400, "Failed to parse body: bad base64 value")
+        flags = kv.get("Flags", 0)
+        if not isinstance(flags, int) or flags < 0:
+            raise HTTPError(400, "Failed to parse body: bad flags")
+        out.append((verb, key, value, flags))
+    return out
 
 
 def allow(method, *methods):

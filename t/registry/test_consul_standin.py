@@ -177,6 +177,43 @@ class KVTests(StandinCase):
         self.assertEqual(self.get("/v1/kv/up/test/?recurse=true").json(), items)
         self.assertEqual(self.get("/v1/kv/up/test/?recurse=false").json(), items)
 
+    def test_txn_is_one_write(self):
+        self.put("up/t/127.0.0.1:1", b"old")
+        before = self.get("/v1/kv/up/t/?recurse").index
+        ops = [{"KV": {"Verb": "set", "Key": "up/t/127.0.0.1:%d" % p,
+                       "Value": base64.b64encode(b'{"weight":2}').decode()}} for p in (2, 3)]
+        ops.append({"KV": {"Verb": "delete", "Key": "up/t/127.0.0.1:1"}})
+        r = self.s.request("PUT", "/v1/txn", json.dumps(ops))
+        self.assertEqual(r.status, 200, r.body)
+        out = r.json()
+        self.assertIsNone(out["Errors"])
+        self.assertEqual([x["KV"]["Key"] for x in out["Results"]],
+                         ["up/t/127.0.0.1:2", "up/t/127.0.0.1:3"])
+        self.assertIsNone(out["Results"][0]["KV"]["Value"])
+        r = self.get("/v1/kv/up/t/?recurse")
+        items = r.json()
+        self.assertEqual([i["Key"] for i in items], ["up/t/127.0.0.1:2", "up/t/127.0.0.1:3"])
+        # One raft entry: every key written at the same index, just above.
+        self.assertEqual({i["ModifyIndex"] for i in items}, {r.index})
+        self.assertEqual(r.index, before + 1)
+        self.assertEqual(base64.b64decode(items[0]["Value"]), b'{"weight":2}')
+        # delete-tree, then an empty prefix answers 404.
+        r = self.s.request("PUT", "/v1/txn", json.dumps([{"KV": {"Verb": "delete-tree", "Key": "up/t/"}}]))
+        self.assertEqual((r.status, r.json()["Results"]), (200, []))
+        self.assertEqual(self.get("/v1/kv/up/t/?recurse").status, 404)
+
+    def test_txn_refusals(self):
+        many = [{"KV": {"Verb": "set", "Key": "k%d" % i}} for i in range(65)]
+        r = self.s.request("PUT", "/v1/txn", json.dumps(many))
+        self.assertEqual(r.status, 413)
+        self.assertIn(b"too many operations (65 > 64)", r.body)
+        for body in ("not json", '{"KV": {}}', '[{"KV": {"Verb": "frob", "Key": "k"}}]',
+                     '[{"KV": {"Verb": "cas", "Key": "k"}}]', '[{"KV": {"Verb": "set"}}]'):
+            self.assertEqual(self.s.request("PUT", "/v1/txn", body).status, 400, body)
+        self.assertEqual(self.s.request("GET", "/v1/txn").status, 405)
+        # Nothing was written by a refused transaction.
+        self.assertEqual(self.get("/v1/kv/?recurse").status, 404)
+
     def test_single_key(self):
         self.put("a/b", b"v1")
         r = self.get("/v1/kv/a/b")

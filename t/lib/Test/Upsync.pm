@@ -39,6 +39,8 @@ package Test::Upsync;
 #   >>> http METHOD /uri [status=N]    request to nginx; body, if any, is the
 #                                      exact expected response body
 #   >>> wait /uri                      poll nginx until the body is exactly this
+#   >>> settle /uri N                  poll nginx until N answers in a row match
+#                                      the body (a regex): every worker agrees
 #   >>> file PATH                      poll until the file holds exactly this
 #   >>> no_file PATH                   the file does not exist
 #   >>> write PATH                     write the body to a file
@@ -56,7 +58,8 @@ package Test::Upsync;
 #                                      body "moved BODY": every key answers as
 #                                      before or with BODY, and some moved;
 #                                      "left BODY": the keys of BODY moved, and
-#                                      only those
+#                                      only those; "same": no key moved (the
+#                                      uri may differ from the last keys step)
 #   >>> run                            run the body with bash; it must succeed
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
@@ -531,6 +534,7 @@ my %STEP = (
     etcd => \&step_registry,
     http => \&step_http,
     wait => \&step_wait,
+    settle => \&step_settle,
     file => \&step_file,
     no_file => \&step_no_file,
     write => sub { spew($_[1]{words}[1], $_[1]{body}) },
@@ -654,6 +658,21 @@ sub step_wait {
     }, 'body');
 }
 
+sub step_settle {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, $n) = @{ $step->{words} };
+    (my $re = $step->{body}) =~ s/\n\z//;
+    my ($run, $got) = (0, '');
+    my $timeout = $ctx->{block}->timeout // 10;
+    my $ok = wait_until($timeout, sub {
+        my $res = http_request('GET', request_url($ctx, $uri), undef, undef, 2);
+        $got = "status $res->{status}: $res->{content}";
+        $run = $res->{status} == 200 && $res->{content} =~ /$re/ ? $run + 1 : 0;
+        return $run >= $n;
+    });
+    ok($ok, "$ctx->{name} - $step->{line}") or diag("last answer: $got");
+}
+
 sub step_file {
     my ($ctx, $step) = @_;
     my $path = $step->{words}[1];
@@ -726,15 +745,19 @@ sub step_keys {
     }
     my $before = $ctx->{keys};
     $ctx->{keys} = \%now;
-    my ($how, $who) = ($step->{body} // '') =~ /^(moved|left) (.*)$/m or return;
+    my ($how, $who) = ($step->{body} // '') =~ /^(moved|left|same)(?: (.*))?$/m or return;
     my (@wrong, $moved);
     for my $k (1 .. $n) {
         my $changed = $now{$k} ne $before->{$k};
-        my $right = $how eq 'moved'
-            ? !$changed || $now{$k} eq "$who\n"
+        my $right = $how eq 'same' ? !$changed
+            : $how eq 'moved' ? !$changed || $now{$k} eq "$who\n"
             : $changed == ($before->{$k} eq "$who\n");
         push @wrong, "key $k: $before->{$k} -> $now{$k}" unless $right;
         $moved++ if $changed;
+    }
+    if ($how eq 'same') {
+        ok(!@wrong, "$ctx->{name} - $step->{line} same") or diag(scalar(@wrong) . " keys differ, first: $wrong[0]");
+        return;
     }
     ok(!@wrong && $moved, "$ctx->{name} - $step->{line} $how $who (" . ($moved // 0) . " of $n moved)")
         or diag(@wrong ? $wrong[0] : "no key moved");
