@@ -10,23 +10,9 @@
 # least_conn and max_conns see requests that started on an older list).
 use lib 't/lib';
 use Test::Upsync;
+use Test::Upsync::Balancers;
 use Test::Base ();
 use MIME::Base64 qw(encode_base64);
-
-# name => [balancer directive, how requests spread: "all" when every server
-# of a list must answer, "any" when one may take all (a client address, an
-# empty key), weighted: the registry gives weights]
-my @BALANCERS = (
-    ['round robin',           '',                         'all'],
-    ['weighted round robin',  '',                         'all', 'weighted'],
-    ['least_conn',            'least_conn;',              'all'],
-    ['ip_hash',               'ip_hash;',                 'any'],
-    ['hash',                  'hash $arg_k;',             'any'],
-    ['hash consistent',       'hash $arg_k consistent;',  'any'],
-    ['random',                'random;',                  'some'],
-    ['random two',            'random two;',              'some'],
-    ['random two least_conn', 'random two least_conn;',   'some'],
-);
 
 # Backends: 127.0.0.A:PORT1, each answering its own address.
 my @ADDRS = map { "127.0.0.$_" } 2 .. 60;

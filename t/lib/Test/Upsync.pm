@@ -74,6 +74,11 @@ package Test::Upsync;
 #   SERVER_PORT, PORT1..PORT9 (free ports for backends), CONSUL_PORT,
 #   ETCD_PORT, DIR (the block's prefix directory), NGINX_VERSION, and any
 #   TEST_NGINX_* variable of the environment.
+#
+# With TEST_NGINX_VALGRIND set, nginx runs under valgrind's memcheck (every
+# process: the master and the workers it forks), and a block fails on any
+# invalid read, write or free, on any other error with a frame of the
+# module, and on memory the module definitely lost (t/memcheck.t).
 
 use strict;
 use warnings;
@@ -98,6 +103,9 @@ my $ROOT = abs_path(File::Spec->catdir((File::Spec->splitpath(abs_path(__FILE__)
 my $NGINX = $ENV{TEST_NGINX_BINARY} or die "TEST_NGINX_BINARY is not set (scripts/test sets it)\n";
 my $MODULE = $ENV{TEST_NGINX_MODULE} or die "TEST_NGINX_MODULE is not set\n";
 my $KEEP = $ENV{TEST_NGINX_KEEP};    # keep block directories for debugging
+my $VALGRIND = $ENV{TEST_NGINX_VALGRIND};
+# Under valgrind nginx starts, answers and exits many times slower.
+my $SLOW = $VALGRIND ? 10 : 1;
 
 sub nginx_version () {
     my $v = `$NGINX -v 2>&1`;
@@ -158,11 +166,11 @@ sub alive ($) {
     return $stat !~ /^\d+ \(.*\) Z/;
 }
 
-sub stop_pid ($;$) {
-    my ($pid, $sig) = @_;
+sub stop_pid ($;$$) {
+    my ($pid, $sig, $grace) = @_;
     return unless $pid;
     kill $sig // 'TERM', $pid;
-    my $deadline = time + 10;
+    my $deadline = time + ($grace // 10);
     while (time < $deadline) {
         return if waitpid($pid, WNOHANG) == $pid || !alive($pid);
         sleep 0.05;
@@ -295,18 +303,21 @@ END
 
 sub start_nginx ($$;$) {
     my ($dir, $port, $daemon) = @_;
-    $nginx_pid = spawn("$dir/logs/stderr.log", $NGINX, '-p', "$dir/", '-c', "$dir/conf/nginx.conf",
-        '-e', "$dir/logs/error.log");
+    my @valgrind = $VALGRIND ? ('valgrind', '--tool=memcheck', '--leak-check=full',
+        '--show-leak-kinds=definite', '--num-callers=40', '--error-limit=no',
+        "--log-file=$dir/logs/valgrind.%p.log") : ();
+    $nginx_pid = spawn("$dir/logs/stderr.log", @valgrind, $NGINX, '-p', "$dir/", '-c',
+        "$dir/conf/nginx.conf", '-e', "$dir/logs/error.log");
     if ($daemon) {
         # The process we started forks the master and exits: follow the pid file.
         my $starter = $nginx_pid;
         waitpid($starter, 0);
         $nginx_pid = undef;
-        wait_until(10, sub { ($nginx_pid) = (slurp("$dir/logs/nginx.pid") // '') =~ /(\d+)/; $nginx_pid });
+        wait_until(10 * $SLOW, sub { ($nginx_pid) = (slurp("$dir/logs/nginx.pid") // '') =~ /(\d+)/; $nginx_pid });
         return unless $nginx_pid;
     }
     my $exited;
-    wait_until(10, sub {
+    wait_until(10 * $SLOW, sub {
         $exited = waitpid($nginx_pid, WNOHANG) == $nginx_pid || !alive($nginx_pid);
         return $exited || IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1);
     });
@@ -316,7 +327,7 @@ sub start_nginx ($$;$) {
 
 sub stop_nginx () {
     return unless $nginx_pid;
-    stop_pid($nginx_pid, 'QUIT');
+    stop_pid($nginx_pid, 'QUIT', 10 * $SLOW);
     $nginx_pid = undef;
 }
 
@@ -483,6 +494,44 @@ sub check_logs ($) {
     my @bad = grep { /\[(alert|emerg)\]|exited on signal|worker process \d+ exited with code [^0]/ }
         split /\n/, $log;
     ok(!@bad, "$name - no alert, emerg or crash in the error log") or diag(join "\n", @bad);
+    check_valgrind($ctx) if $VALGRIND;
+}
+
+# valgrind's reports of the block's nginx processes: one file a process.
+sub check_valgrind ($) {
+    my ($ctx) = @_;
+    my @files = glob("$ctx->{dir}/logs/valgrind.*.log");
+    ok(@files >= 2, "$ctx->{name} - valgrind reported on the master and the workers ("
+        . scalar(@files) . " processes)");
+    my ($bad, $leaks, $checked) = (0, 0, 0);
+    my @report;
+    for my $file (@files) {
+        my $text = slurp($file) // '';
+        $checked++ if $text =~ /ERROR SUMMARY:/;
+        # A report is a run of "==PID== " lines up to a blank one.
+        for my $record (split /\n==\d+==\s*\n/, $text) {
+            my @frames = $record =~ /^==\d+==\s+(?:at|by) 0x[0-9A-F]+: (.*)$/mg;
+            my $in_module = grep { /ngx_http_upsync_module/ } @frames;
+            # Memory is the module's when the module called the allocator.
+            my ($caller) = grep { !/vgpreload_memcheck/ } @frames;
+            my $allocated_by_module = ($caller // '') =~ /ngx_http_upsync_module/;
+            if ($record =~ /^==\d+== (Invalid (read|write|free)|Mismatched free|Source and destination overlap)/m
+                || ($in_module && $record =~ /^==\d+== (Conditional jump|Use of uninitialised|Syscall param)/m))
+            {
+                $bad++;
+                push @report, $record;
+            } elsif ($allocated_by_module && $record =~ /definitely lost in loss record/) {
+                $leaks++;
+                push @report, $record;
+            }
+        }
+    }
+    ok($checked == @files, "$ctx->{name} - every process ran to valgrind's summary ($checked of "
+        . scalar(@files) . ")");
+    ok(!$bad, "$ctx->{name} - valgrind: no invalid access, none in the module ($bad)")
+        or diag(join "\n\n", @report[0 .. ($#report < 4 ? $#report : 4)]);
+    ok(!$leaks, "$ctx->{name} - valgrind: no memory definitely lost by the module ($leaks)")
+        or diag(join "\n\n", grep { /definitely lost/ } @report);
 }
 
 sub lines_or_patterns ($) {
@@ -798,7 +847,7 @@ sub step_reload {
     my ($ctx, $step) = @_;
     my $before = worker_starts($ctx->{dir});
     kill 'HUP', $nginx_pid or die "no nginx to reload\n";
-    ok(wait_until(10, sub { worker_starts($ctx->{dir}) > $before }), "$ctx->{name} - reloaded");
+    ok(wait_until(10 * $SLOW, sub { worker_starts($ctx->{dir}) > $before }), "$ctx->{name} - reloaded");
     sleep 0.2;
 }
 
