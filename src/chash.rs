@@ -140,9 +140,9 @@ mod tests {
         let a = ring([(&b"10.0.0.1:80"[..], 2), (&b"10.0.0.2:80"[..], 1)]);
         assert_eq!(a.iter().filter(|p| p.server == 0).count(), 320);
         let b = ring([(&b"10.0.0.2:80"[..], 1), (&b"10.0.0.1:80"[..], 2)]);
-        let names = |r: &[Point], order: [&str; 2]| -> Vec<(u32, &str)> {
+        fn names<'a>(r: &[Point], order: [&'a str; 2]) -> Vec<(u32, &'a str)> {
             r.iter().map(|p| (p.hash, order[p.server])).collect()
-        };
+        }
         assert_eq!(
             names(&a, ["10.0.0.1:80", "10.0.0.2:80"]),
             names(&b, ["10.0.0.2:80", "10.0.0.1:80"])

@@ -90,16 +90,18 @@ __DATA__
 --- error_log
 "upsync_lb" directive: unknown method "fastest"
 
-=== TEST 10: hash ... consistent cannot be kept right in per-worker lists
+=== TEST 10: "server ... resolve" in a synced upstream: refused, with what to do
+--- skip_nginx: <1.27.3
 --- http_config
     upstream test {
-        hash $uri consistent;
+        zone test 64k;
+        resolver 127.0.0.1:1;
         upsync 127.0.0.1:8500/v1/kv/upstreams/test upsync_type=consul;
-        server 127.0.0.1:8088;
+        server localhost:8088 resolve;
     }
 --- must_die
 --- error_log
-uses "hash ... consistent"
+upstream "test": "server localhost:8088 ... resolve" cannot be used with "upsync": the registry decides the upstream's servers
 
 === TEST 11: a zone before nginx 1.27.3: refused, with what to do
 --- skip_nginx: >=1.27.3

@@ -185,7 +185,8 @@ impl Lineage {
     pub(crate) fn opened(&self, name: &[u8], on: *mut Generation) {
         *self.open.borrow_mut().entry(name.into()).or_insert(0) += 1;
         if let Some(peer) = self.current_peer(name, on) {
-            peer.conns += 1;
+            // SAFETY: a peer of the live current generation; one thread.
+            unsafe { (*peer).conns += 1 };
         }
     }
 
@@ -201,7 +202,8 @@ impl Lineage {
             }
         }
         if let Some(peer) = self.current_peer(name, on) {
-            peer.conns = peer.conns.saturating_sub(1);
+            // SAFETY: as in `opened`.
+            unsafe { (*peer).conns = (*peer).conns.saturating_sub(1) };
         }
     }
 
@@ -210,14 +212,14 @@ impl Lineage {
         &self,
         name: &[u8],
         on: *mut Generation,
-    ) -> Option<&mut ngx_http_upstream_rr_peer_t> {
+    ) -> Option<*mut ngx_http_upstream_rr_peer_t> {
         let current = self.current.get();
         if current.is_null() || current == on {
             return None;
         }
         // SAFETY: the current generation is live (it is freed only after it
         // was replaced, or set to null); one thread, no other borrow.
-        unsafe { (*current).find(name) }
+        unsafe { (*current).find(name) }.map(|p| p as *mut _)
     }
 
     fn open_to(&self, name: &[u8]) -> ngx_uint_t {

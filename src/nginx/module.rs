@@ -472,11 +472,6 @@ unsafe fn take_over(
         .unwrap_or_else(|| format!("/tmp/servers_{name}.conf"));
     let initial = initial_servers(cf, &name, &dump_path, configured);
 
-    // What the balancer derived from the configured list (none for a shared
-    // list: nginx derives it again from each generation of the list).
-    // SAFETY: nginx initialised the upstream's balancer before
-    // postconfiguration.
-    let tables = unsafe { super::peers::balancer_tables(u) };
     let mut problems = Vec::new();
     let registry = sc.registry.ok_or("no registry address")?;
     // SAFETY: per the contract.
@@ -487,7 +482,6 @@ unsafe fn take_over(
             dump_path,
             registry,
             &initial,
-            tables,
             #[cfg(ngx_resolve_peers)]
             shared,
             &mut problems,
@@ -522,11 +516,11 @@ unsafe fn resolved_server(u: &ngx_http_upstream_srv_conf_t) -> Option<String> {
         }
         // SAFETY: `servers` is the upstream's array of server lines.
         let servers: &[ngx_http_upstream_server_t] = unsafe { (*u.servers).as_slice() };
-        return servers
+        servers
             .iter()
             .find(|s| s.host.len != 0)
             // SAFETY: the server line's name lives as long as the cycle.
-            .map(|s| String::from_utf8_lossy(unsafe { str_bytes(&s.name) }).into_owned());
+            .map(|s| String::from_utf8_lossy(unsafe { str_bytes(&s.name) }).into_owned())
     }
     #[cfg(not(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone")))]
     {

@@ -16,7 +16,6 @@ use ngx::ffi::{
 use super::client::{Fetch, FetchError, FetchOwner};
 use super::generation::{Generation, Lineage, PeerSource, SockAddr};
 use super::log;
-use super::peers::Tables;
 use crate::apply::{merge, Outcome};
 use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
@@ -98,7 +97,6 @@ impl Upstream {
         dump_path: String,
         registry: SocketAddr,
         initial: &[Server],
-        tables: Tables,
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
     ) -> Box<Upstream> {
@@ -109,7 +107,12 @@ impl Upstream {
             String::from_utf8_lossy(unsafe { super::peers::str_bytes(&u.host) }).into_owned();
         // SAFETY: nginx's list is live for the cycle's lifetime.
         let source = unsafe { PeerSource::from_list(u.peer.data.cast()) };
-        let lineage = Lineage::new(tables);
+        // What the balancer derived from the configured list, which each
+        // per-worker generation provides anew (a shared list has none:
+        // nginx derives it again from each version of the list itself).
+        // SAFETY: nginx initialised the upstream's balancer before the
+        // module's postconfiguration, which calls this.
+        let lineage = Lineage::new(unsafe { super::peers::balancer_tables(u) });
         let gen = Box::into_raw(Generation::build(
             initial,
             &source,
