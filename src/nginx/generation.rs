@@ -431,12 +431,10 @@ impl Generation {
 
     /// `hash ... consistent`'s ring of the primary peers (see [`chash`]).
     fn build_ring(&mut self, n_primary: usize) {
-        let points = chash::ring(
-            self.peers[..n_primary]
-                // SAFETY: `server` points to the peer's name in `store`.
-                .iter()
-                .map(|p| (unsafe { str_bytes(&p.server) }, p.weight as usize)),
-        );
+        let points = chash::ring(self.peers[..n_primary].iter().map(|p| {
+            // SAFETY: `server` points to the peer's name in `store`.
+            (unsafe { str_bytes(&p.server) }, p.weight as usize)
+        }));
         const WORDS: usize = size_of::<ChashPoint>() / size_of::<usize>();
         let mut ring = vec![0usize; 1 + points.len() * WORDS];
         ring[0] = points.len();
