@@ -86,6 +86,8 @@ pub struct ResponseParser {
     state: State,
     /// Bytes not parsed yet (an incomplete line).
     pending: Vec<u8>,
+    /// Bytes of head lines parsed so far, interim (1xx) heads included.
+    head_len: usize,
     status: Option<u16>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -98,6 +100,7 @@ impl ResponseParser {
             head_request,
             state: State::Head,
             pending: Vec::new(),
+            head_len: 0,
             status: None,
             headers: Vec::new(),
             body: Vec::new(),
@@ -196,6 +199,12 @@ impl ResponseParser {
                     let Some(line) = self.line(pos) else {
                         return Ok(());
                     };
+                    // Every head line counts, complete ones too: a head
+                    // that never ends is refused, not kept.
+                    self.head_len += line.len() + 2;
+                    if self.head_len > MAX_HEAD {
+                        return Err(ParseError::HeadTooLarge);
+                    }
                     self.head_line(&line)?;
                 }
                 State::Length(0) => self.state = State::Complete,
@@ -356,6 +365,67 @@ fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
     u64::from_str_radix(hex, 16).map_err(|_| bad)
 }
 
+/// The lines of a streaming body (an etcd v3 watch: one JSON message per
+/// line), as they complete. Each byte is scanned once, however the stream is
+/// cut, and a line longer than the limit is refused.
+pub struct Lines {
+    buf: Vec<u8>,
+    /// `buf[..scanned]` holds no newline.
+    scanned: usize,
+    max_line: usize,
+}
+
+/// A streamed line exceeded [`Lines`]'s limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTooLong {
+    pub limit: usize,
+}
+
+impl fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a streamed message is larger than {} bytes", self.limit)
+    }
+}
+
+impl Lines {
+    pub fn new(max_line: usize) -> Self {
+        Lines {
+            buf: Vec::new(),
+            scanned: 0,
+            max_line,
+        }
+    }
+
+    /// Adds received bytes; gives back the lines they completed (without
+    /// their newline). On a line over the limit the buffer is dropped.
+    pub fn push(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>, LineTooLong> {
+        self.buf.extend_from_slice(data);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            let end = self.scanned + at;
+            lines.push(self.buf[start..end].to_vec());
+            start = end + 1;
+            self.scanned = start;
+        }
+        self.buf.drain(..start);
+        self.scanned = self.buf.len();
+        if self.buf.len() > self.max_line {
+            self.clear();
+            return Err(LineTooLong {
+                limit: self.max_line,
+            });
+        }
+        Ok(lines)
+    }
+
+    /// Forgets a partial line, and the memory it took.
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.scanned = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +581,33 @@ mod tests {
     }
 
     #[test]
+    fn a_head_of_complete_lines_that_never_ends_is_refused() {
+        let mut p = ResponseParser::new(10, false);
+        p.feed(b"HTTP/1.1 200 OK\r\n").unwrap();
+        let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        let mut fed = 0;
+        let err = loop {
+            match p.feed(line) {
+                Ok(done) => assert!(!done),
+                Err(e) => break e,
+            }
+            fed += line.len();
+            assert!(fed <= MAX_HEAD, "still reading a head of {fed} bytes");
+        };
+        assert_eq!(err, ParseError::HeadTooLarge);
+        // Interim responses count as well.
+        let mut p = ResponseParser::new(10, false);
+        let mut err = None;
+        for _ in 0..MAX_HEAD {
+            if let Err(e) = p.feed(b"HTTP/1.1 100 Continue\r\n\r\n") {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(ParseError::HeadTooLarge));
+    }
+
+    #[test]
     fn a_stream_taken_as_it_comes_is_never_capped() {
         let mut p = ResponseParser::new(64, false);
         p.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -540,5 +637,36 @@ mod tests {
         );
         let put = build_request("PUT", "h", "/k", &[], b"ab");
         assert!(put.ends_with(b"Content-Length: 2\r\n\r\nab"));
+    }
+
+    #[test]
+    fn lines_complete_across_reads_and_long_ones_are_refused() {
+        let mut l = Lines::new(16);
+        assert_eq!(l.push(b"ab").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            l.push(b"c\nde\n\nf").unwrap(),
+            vec![b"abc".to_vec(), b"de".to_vec(), vec![]]
+        );
+        assert_eq!(l.push(b"g\n").unwrap(), vec![b"fg".to_vec()]);
+        // A line that never ends is refused once over the limit, fed a byte
+        // at a time, and the buffer starts afresh.
+        let mut err = None;
+        for _ in 0..17 {
+            if let Err(e) = l.push(b"x") {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(LineTooLong { limit: 16 }));
+        assert_eq!(l.push(b"ok\n").unwrap(), vec![b"ok".to_vec()]);
+        // Long lines up to the limit, fed in small pieces, still come whole.
+        let mut l = Lines::new(1 << 20);
+        let line = vec![b'y'; 1 << 20];
+        let mut got = Vec::new();
+        for piece in line.chunks(7) {
+            got.extend(l.push(piece).unwrap());
+        }
+        got.extend(l.push(b"\n").unwrap());
+        assert_eq!(got, vec![line]);
     }
 }

@@ -71,6 +71,37 @@ pub(crate) fn quote(s: &str) -> String {
     }
 }
 
+/// Longest piece of a registry's error body shown in a message.
+const EXCERPT_MAX: usize = 200;
+
+/// The start of a registry's error body for a message: printable (control
+/// characters become spaces), cut, and without the credentials of the
+/// request it answers. Proxies echo requests in error pages: a body that
+/// shows a credential header is not shown at all, and any secret left in
+/// the rest is masked.
+pub fn excerpt(body: &[u8], secrets: &[String]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    let echoes = ["authorization:", "x-consul-token:", "\"password\""]
+        .iter()
+        .any(|h| lower.contains(h));
+    if !secrets.is_empty() && echoes {
+        return "(the body is not shown: it echoes the request's credentials)".into();
+    }
+    let mut text = text.into_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), "<secret>");
+    }
+    let cut = text
+        .char_indices()
+        .nth(EXCERPT_MAX)
+        .map_or(text.len(), |(i, _)| i);
+    text[..cut]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// The server a key under `folder` (a prefix ending in '/') names: `None`
 /// for a folder (the prefix itself included), an error that names the key
 /// for a key outside the folder, in a sub-folder or that is not an address.
@@ -540,5 +571,29 @@ mod tests {
             w[0],
             r#"server 10.0.0.1:80: invalid tag "weight=0", using the default"#
         );
+    }
+
+    #[test]
+    fn excerpts_never_show_credentials() {
+        let secrets = vec!["tok-123".to_string(), "dXNlcjpwdw==".to_string()];
+        let echo = b"<html>400 Bad Request\r\nGET /v1/kv/x HTTP/1.1\r\nX-Consul-Token: tok-123\r\n";
+        let shown = excerpt(echo, &secrets);
+        assert!(
+            !shown.contains("tok-123") && shown.contains("not shown"),
+            "{shown}"
+        );
+        let basic = b"denied for Authorization: Basic dXNlcjpwdw==";
+        assert!(!excerpt(basic, &secrets).contains("dXNlcjpwdw=="));
+        // A secret elsewhere, even past the cut, is masked first.
+        let long = format!("{}tok-123 and more", "x".repeat(195));
+        let shown = excerpt(long.as_bytes(), &secrets);
+        assert!(!shown.contains("tok-"), "{shown}");
+        // Without credentials, the body shows, printable and cut.
+        assert_eq!(excerpt(b"rpc error\nline two", &[]), "rpc error line two");
+        assert_eq!(
+            excerpt("é".repeat(500).as_bytes(), &[]).chars().count(),
+            200
+        );
+        assert_eq!(excerpt(b"Authorization: x", &[]), "Authorization: x");
     }
 }

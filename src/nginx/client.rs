@@ -49,8 +49,11 @@ pub(crate) trait FetchOwner {
     /// The exchange ended; the connection is already closed.
     fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>);
     /// A streaming exchange received more of a 200 response's body. The
-    /// owner may close the fetch from here.
-    fn fetch_data(&mut self, _data: Vec<u8>) {}
+    /// owner may close the fetch from here. It says whether the data
+    /// completed a message: only that keeps the stream from timing out.
+    fn fetch_data(&mut self, _data: Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// One exchange with a registry at a time.
@@ -66,7 +69,7 @@ pub(crate) struct Fetch {
     connect_timeout: ngx_msec_t,
     read_timeout: ngx_msec_t,
     /// Hand the body to the owner as it comes, and time out only when the
-    /// stream is silent for the read timeout.
+    /// stream delivers no complete message for the read timeout.
     streaming: bool,
     streamed: Vec<u8>,
 }
@@ -236,9 +239,20 @@ unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bo
         Step::Pending => {
             // SAFETY: as above.
             let data = unsafe { std::mem::take(&mut (*owner).fetch().streamed) };
-            if !data.is_empty() {
-                // SAFETY: as above.
-                unsafe { (*owner).fetch_data(data) };
+            if data.is_empty() {
+                return;
+            }
+            // SAFETY: as above; the owner may close the fetch, so `c` is
+            // touched again only while it is still the fetch's connection.
+            unsafe {
+                let progress = (*owner).fetch_data(data);
+                let f = (*owner).fetch();
+                if progress && f.pc.connection == c {
+                    // A stream times out only when no message completes:
+                    // bytes that never make one (an endless head or line)
+                    // do not keep it.
+                    ngx::ffi::ngx_add_timer((*c).read, f.read_timeout);
+                }
             }
         }
     }
@@ -323,8 +337,6 @@ impl Fetch {
                             if parser.status() == Some(200) {
                                 self.streamed.extend(parser.take_body());
                             }
-                            // A stream times out only when silent.
-                            ngx::ffi::ngx_add_timer(rev, self.read_timeout);
                         }
                         Ok(false) => continue,
                         Err(e) => return Step::Done(Err(FetchError::Parse(e))),

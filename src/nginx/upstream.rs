@@ -19,10 +19,10 @@ use super::log;
 use crate::apply::{merge, Outcome};
 use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
-use crate::http::{build_request, ResponseParser};
+use crate::http::{build_request, Lines, ResponseParser};
 use crate::registry::consul::{self, IndexState};
 use crate::registry::etcdv3::{self, Event, WatchMessage};
-use crate::registry::{etcd, ParseError, Parsed};
+use crate::registry::{etcd, excerpt, ParseError, Parsed};
 use crate::server::Server;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -55,7 +55,7 @@ pub(crate) struct Upstream {
     /// (`None`: read the range again), and a partial line of the watch.
     v3_keys: etcdv3::Keys,
     v3_revision: Option<u64>,
-    v3_line: Vec<u8>,
+    v3_line: Lines,
     /// etcd v3 auth token (never logged); the exchange under way
     /// authenticates; the token was just issued (a refusal is then final).
     v3_token: Option<String>,
@@ -138,7 +138,7 @@ impl Upstream {
             watching: false,
             v3_keys: etcdv3::Keys::new(),
             v3_revision: None,
-            v3_line: Vec::new(),
+            v3_line: Lines::new(MAX_BODY),
             v3_token: None,
             authenticating: false,
             token_fresh: false,
@@ -545,7 +545,8 @@ impl Upstream {
         if std::mem::take(&mut self.watching) {
             if status == 200 {
                 let rest = parser.body().to_vec();
-                self.watch_data(rest);
+                let _ = self.watch_data(rest);
+                self.v3_line.clear();
             } else {
                 self.log_bad_status(status, parser.body());
             }
@@ -583,11 +584,24 @@ impl Upstream {
         self.use_answer(Ok(parsed));
     }
 
-    /// Lines of an etcd v3 watch stream. Returns false when the watch ended.
-    fn watch_data(&mut self, data: Vec<u8>) -> bool {
-        self.v3_line.extend(data);
-        while let Some(end) = self.v3_line.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.v3_line.drain(..=end).collect();
+    /// Lines of an etcd v3 watch stream.
+    fn watch_data(&mut self, data: Vec<u8>) -> Watch {
+        let lines = match self.v3_line.push(&data) {
+            Ok(lines) => lines,
+            Err(e) => {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": etcd watch: {}, reading the list again",
+                    self.name,
+                    e
+                );
+                self.v3_revision = None;
+                return Watch::Ended;
+            }
+        };
+        let progress = !lines.is_empty();
+        for line in lines {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -615,16 +629,16 @@ impl Upstream {
                         why
                     );
                     self.v3_revision = None;
-                    return false;
+                    return Watch::Ended;
                 }
                 Err(e) => {
                     self.log_unusable(&e);
                     self.v3_revision = None;
-                    return false;
+                    return Watch::Ended;
                 }
             }
         }
-        true
+        Watch::Open { progress }
     }
 
     /// Applies a parsed answer, logging what was wrong in it; false when it
@@ -669,8 +683,22 @@ impl Upstream {
             self.name,
             status,
             path_only(&self.conf.path),
-            excerpt(body)
+            excerpt(body, &self.secrets())
         );
+    }
+
+    /// What this upstream sends the registry that must never be logged: the
+    /// Consul token, the etcd password, its basic credentials and v3 token.
+    fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = [&self.conf.token, &self.conf.password, &self.v3_token]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let (Some(user), Some(password)) = (&self.conf.user, &self.conf.password) {
+            out.push(B64.encode(format!("{user}:{password}")));
+        }
+        out
     }
 
     fn log_unusable(&self, e: &ParseError) {
@@ -842,11 +870,16 @@ impl FetchOwner for Upstream {
         &mut self.fetch
     }
 
-    fn fetch_data(&mut self, data: Vec<u8>) {
-        if !self.watch_data(data) {
-            self.fetch.close();
-            self.watching = false;
-            self.schedule(0);
+    fn fetch_data(&mut self, data: Vec<u8>) -> bool {
+        match self.watch_data(data) {
+            Watch::Open { progress } => progress,
+            Watch::Ended => {
+                self.fetch.close();
+                self.v3_line.clear();
+                self.watching = false;
+                self.schedule(0);
+                false
+            }
         }
     }
 
@@ -886,6 +919,15 @@ impl FetchOwner for Upstream {
             Next::Interval => self.conf.interval_ms,
         });
     }
+}
+
+/// What a watch stream's data did.
+enum Watch {
+    /// The watch goes on; `progress`: a complete message arrived.
+    Open {
+        progress: bool,
+    },
+    Ended,
 }
 
 /// When to poll next.
@@ -955,14 +997,6 @@ fn header_u64(parser: &ResponseParser, name: &str) -> Option<u64> {
 
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
-}
-
-/// The start of a body, printable, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 fn exiting() -> bool {

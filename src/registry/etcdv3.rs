@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{apply_attributes, key_address, parse_json, server_with_defaults};
+use super::{apply_attributes, key_address, parse_json, quote, server_with_defaults};
 use super::{ParseError, Parsed};
 
 /// The keys under a prefix and their values, ordered by key.
@@ -150,7 +150,11 @@ pub enum WatchMessage {
 pub fn parse_watch_line(line: &[u8]) -> Result<WatchMessage, ParseError> {
     let root = parse_json(line)?;
     if let Some(e) = root.get("error") {
-        return Ok(WatchMessage::Ended(format!("watch error: {e}")));
+        let text = e.as_str().map_or_else(|| e.to_string(), str::to_owned);
+        return Ok(WatchMessage::Ended(format!(
+            "watch error: {}",
+            quote(&text)
+        )));
     }
     let result = root
         .get("result")
@@ -158,13 +162,10 @@ pub fn parse_watch_line(line: &[u8]) -> Result<WatchMessage, ParseError> {
     if result.get("canceled").and_then(Value::as_bool) == Some(true) {
         let why = match int(result.get("compact_revision")) {
             Some(c) if c > 0 => format!("compacted at revision {c}"),
-            _ => format!(
-                "canceled: {}",
-                result
-                    .get("cancel_reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no reason given")
-            ),
+            _ => match result.get("cancel_reason").and_then(Value::as_str) {
+                Some(reason) => format!("canceled: {}", quote(reason)),
+                None => "canceled: no reason given".to_owned(),
+            },
         };
         return Ok(WatchMessage::Ended(why));
     }
@@ -299,6 +300,33 @@ mod tests {
             WatchMessage::Ended(_)
         ));
         assert!(parse_watch_line(b"garbage").is_err());
+    }
+
+    #[test]
+    fn registry_text_in_watch_endings_is_quoted() {
+        let forged = "x\n2026/01/01 00:00:00 [emerg] 1#1: forged";
+        let line = json!({"result": {"header": {}, "canceled": true, "cancel_reason": forged}});
+        let WatchMessage::Ended(why) = parse_watch_line(line.to_string().as_bytes()).unwrap()
+        else {
+            panic!("not an end");
+        };
+        assert!(!why.contains('\n'), "{why}");
+        assert_eq!(why, format!("canceled: {}", quote(forged)));
+        let line = json!({"error": {"message": forged, "grpc_code": 2}});
+        let WatchMessage::Ended(why) = parse_watch_line(line.to_string().as_bytes()).unwrap()
+        else {
+            panic!("not an end");
+        };
+        assert!(
+            !why.contains('\n') && why.starts_with("watch error: "),
+            "{why}"
+        );
+        let line = json!({"error": "e".repeat(10_000)});
+        let WatchMessage::Ended(why) = parse_watch_line(line.to_string().as_bytes()).unwrap()
+        else {
+            panic!("not an end");
+        };
+        assert!(why.len() < 200, "{}", why.len());
     }
 
     #[test]
