@@ -10,6 +10,7 @@ pub mod chash;
 pub mod conf;
 pub mod dump;
 pub mod http;
+pub mod pace;
 pub mod registry;
 pub mod server;
 pub mod show;

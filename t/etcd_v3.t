@@ -170,7 +170,7 @@ $e --user root:r00t-pw put /upstreams/test/127.0.0.1:8089 ''
 --- config
     location /show { upstream_show; }
 --- steps
->>> log etcd authentication as "root" failed \(etcd error: etcdserver: authentication failed, invalid user ID or password\), keeping the last list
+>>> log etcd authentication as "root" failed \(etcd error: "etcdserver: authentication failed, invalid user ID or password"\), keeping the last list
 >>> http GET /show?test
 Upstream name: test; Backend server count: 1
         server 127.0.0.1:8088 weight=1 max_fails=1 fail_timeout=10s;

@@ -20,6 +20,7 @@ use crate::apply::{merge, Outcome};
 use crate::conf::{RegistryKind, UpsyncConf};
 use crate::dump;
 use crate::http::{build_request, Lines, ResponseParser};
+use crate::pace::Pacer;
 use crate::registry::consul::{self, IndexState};
 use crate::registry::etcdv3::{self, Event, WatchMessage};
 use crate::registry::{etcd, excerpt, ParseError, Parsed};
@@ -65,6 +66,8 @@ pub(crate) struct Upstream {
     writes_dump: bool,
     timer: ngx_event_t,
     fetch: Fetch,
+    /// Keeps quick answers from making the loop spin.
+    pacer: Pacer,
     started: bool,
     /// Shared-zone mode: the upstream's election slot, and the timer that
     /// runs the election in this worker.
@@ -146,6 +149,7 @@ impl Upstream {
             // SAFETY: all-zero is the initial state of an nginx event.
             timer: unsafe { std::mem::zeroed() },
             fetch,
+            pacer: Pacer::default(),
             started: false,
             #[cfg(ngx_resolve_peers)]
             shared,
@@ -256,6 +260,7 @@ impl Upstream {
         if exiting() || !self.started {
             return;
         }
+        let delay_ms = self.pacer.delay(now_ms(), delay_ms, self.conf.interval_ms);
         if self.timer.timer_set() != 0 {
             // SAFETY: our own timer.
             unsafe { ngx_del_timer(&mut self.timer) };
@@ -357,6 +362,7 @@ impl Upstream {
             return;
         }
         let request = self.next_request(true);
+        self.pacer.started(now_ms());
         let me: *mut Upstream = self;
         // SAFETY: the upstream is boxed and lives until the worker exits,
         // where `stop` closes the exchange first.
@@ -997,6 +1003,12 @@ fn header_u64(parser: &ResponseParser, name: &str) -> Option<u64> {
 
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
+}
+
+/// nginx's cached monotonic clock, in milliseconds.
+fn now_ms() -> u64 {
+    // SAFETY: a process-wide value nginx updates in its event loop.
+    unsafe { ngx::ffi::ngx_current_msec as u64 }
 }
 
 fn exiting() -> bool {

@@ -122,7 +122,7 @@ fn gateway_error(root: &Value) -> Option<ParseError> {
     let message = root.get("error").or_else(|| root.get("message"))?;
     Some(ParseError(format!(
         "etcd error: {}",
-        message.as_str().unwrap_or("unknown")
+        quote(message.as_str().unwrap_or("unknown"))
     )))
 }
 

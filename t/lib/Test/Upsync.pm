@@ -22,6 +22,9 @@ package Test::Upsync;
 #   registry: consul etcd               start these registries for the block
 #   consul_args: --token secret         extra stand-in arguments (with
 #                                       "--host ::1" it listens on IPv6)
+#   hostile_args: --mode M              a misbehaving registry
+#                                       (t/registry/hostile.py), "registry:
+#                                       hostile", at $TEST_NGINX_HOSTILE_PORT
 #   init                                steps run before nginx starts
 #   steps                               steps run after it started (below)
 #   no_module                           do not load the module
@@ -210,6 +213,11 @@ sub start_registry ($$$) {
             '--port', $r->{port}, split(' ', $args // ''));
         wait_until(10, sub { http_request('GET', "http://$r->{host}:$r->{port}/v1/status/leader", '', undef, 1)->{status} != 599 })
             or die "the Consul stand-in did not start: " . slurp($log);
+    } elsif ($name eq 'hostile') {
+        $r->{pid} = spawn($log, 'python3', "$ROOT/t/registry/hostile.py", '--port', $r->{port},
+            split(' ', $args // ''));
+        wait_until(10, sub { http_request('GET', "http://127.0.0.1:$r->{port}/_stats", '', undef, 1)->{status} == 200 })
+            or die "the hostile registry did not start: " . slurp($log);
     } elsif ($name eq 'etcd') {
         $r->{peer_port} //= free_port();
         my $peer = "http://127.0.0.1:$r->{peer_port}";
@@ -405,7 +413,9 @@ sub run_block ($) {
 
     substitute_block($block, \%vars);
     for my $r (split ' ', $block->registry // '') {
-        start_registry($r, $dir, $r eq 'consul' ? $block->consul_args : $block->etcd_args);
+        my $args = { consul => $block->consul_args, etcd => $block->etcd_args,
+            hostile => $block->hostile_args }->{$r};
+        start_registry($r, $dir, $args);
         $vars{ uc($r) . '_PORT' } = $registry{$r}{port};
     }
     # Registry ports are known only now: substitute them as well.
@@ -491,7 +501,9 @@ sub check_logs ($) {
         ok(!$found, "$name - error log has not: $unwanted") or diag(matching_lines($log, $unwanted));
     }
     return if defined $block->allow_alerts || defined $block->must_die;
-    my @bad = grep { /\[(alert|emerg)\]|exited on signal|worker process \d+ exited with code [^0]/ }
+    # The level where nginx writes it (a registry's text quoted in a message
+    # may say anything).
+    my @bad = grep { /^(\S+ \S+ |nginx: )\[(alert|emerg)\]|exited on signal|worker process \d+ exited with code [^0]/ }
         split /\n/, $log;
     ok(!@bad, "$name - no alert, emerg or crash in the error log") or diag(join "\n", @bad);
     check_valgrind($ctx) if $VALGRIND;
