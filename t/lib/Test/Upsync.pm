@@ -413,8 +413,8 @@ sub run_block ($) {
 
     substitute_block($block, \%vars);
     for my $r (split ' ', $block->registry // '') {
-        my $args = { consul => $block->consul_args, etcd => $block->etcd_args,
-            hostile => $block->hostile_args }->{$r};
+        my $args = { consul => scalar $block->consul_args, etcd => scalar $block->etcd_args,
+            hostile => scalar $block->hostile_args }->{$r};
         start_registry($r, $dir, $args);
         $vars{ uc($r) . '_PORT' } = $registry{$r}{port};
     }
