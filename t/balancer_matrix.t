@@ -144,17 +144,20 @@ END
 
 # Connections across lists: three slow downloads hold server A; then the
 # registry adds B. The new list still counts A's three connections, so every
-# quick request goes to B. One worker: without a zone, connection counts are
-# each worker's own, as in nginx.
+# quick request goes to B; with keepalive and without. One worker: without a
+# zone, connection counts are each worker's own, as in nginx.
 my ($A, $B) = @ADDRS[0, 1];
-for my $c (['least_conn', 'least_conn;', ''], ['random two least_conn', 'random two least_conn;', ''],
-    ['max_conns=3', '', ' max_conns=3'])
-{
-    my ($label, $directive, $param) = @$c;
+my @HELD = (['least_conn', 'least_conn;', ''], ['random two least_conn', 'random two least_conn;', ''],
+    ['max_conns=3', '', ' max_conns=3']);
+for my $c (map { my $c = $_; map { [@$c, $_] } 0, 1 } @HELD) {
+    my ($label, $directive, $param, $keepalive) = @$c;
     $n++;
     my $a = server($A);
+    my $ka = $keepalive ? ', keepalive' : '';
+    my $ka_line = $keepalive ? "        keepalive 8;\n" : '';
+    my $ka_proxy = $keepalive ? " $proxy" : '';
     $spec .= <<"END";
-=== TEST $n: $label, per-worker lists: connections open on the old list count in the new one
+=== TEST $n: $label, per-worker lists$ka: connections open on the old list count in the new one
 --- registry: consul
 --- init
 >>> run
@@ -163,7 +166,7 @@ head -c 300000 /dev/zero > \$TEST_NGINX_DIR/html/big
     upstream app {
         $directive
         server $a$param;
-        upsync 127.0.0.1:\$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/app/ upsync_interval=50ms upsync_type=consul;
+$ka_line        upsync 127.0.0.1:\$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/app/ upsync_interval=50ms upsync_type=consul;
         upsync_dump_path \$TEST_NGINX_DIR/servers_app.conf;
     }
     server {
@@ -171,7 +174,7 @@ $BACKENDS        location / { return 200 "\$server_addr:\$server_port\\n"; }
         location = /big { root \$TEST_NGINX_DIR/html; limit_rate 10k; }
     }
 --- config
-    location / { proxy_pass http://app; }
+    location / { proxy_pass http://app;$ka_proxy }
     location /show { upstream_show; }
 --- steps
 >>> run

@@ -25,12 +25,7 @@ __DATA__
 --- steps
 >>> log response head is larger than 65536 bytes, retrying
 >>> sleep 3
->>> run
-for p in $(pgrep -P $(cat $TEST_NGINX_DIR/logs/nginx.pid)); do
-    rss=$(awk '/^VmRSS/ {print $2}' /proc/$p/status)
-    echo "worker $p: $rss kB"
-    [ "$rss" -lt 65536 ]
-done
+>>> rss_below 65536
 >>> traffic / 20
 one 20
 
@@ -50,12 +45,7 @@ one 20
 --- steps
 >>> log etcd watch: a streamed message is larger than 8388608 bytes, reading the list again
 >>> sleep 2
->>> run
-for p in $(pgrep -P $(cat $TEST_NGINX_DIR/logs/nginx.pid)); do
-    rss=$(awk '/^VmRSS/ {print $2}' /proc/$p/status)
-    echo "worker $p: $rss kB"
-    [ "$rss" -lt 102400 ]
-done
+>>> rss_below 102400
 >>> traffic / 20
 one 20
 

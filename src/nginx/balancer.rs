@@ -5,7 +5,8 @@
 //! Per-worker lists: a request holds the generation it started on until it
 //! ends; before each call into the balancer, the balancer's tables are those
 //! of that generation; and every connection it opens and closes is counted
-//! for the server in the current list as well ([`Lineage`]).
+//! for the server in the current list as well
+//! ([`Lineage`](super::generation::Lineage)).
 //!
 //! Zone mode: a request that meets a list change between its init and its
 //! first peer starts again on the new list.
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::thread::LocalKey;
 
 use ngx::ffi::{
     ngx_event_free_peer_pt, ngx_event_get_peer_pt, ngx_http_request_t,
@@ -22,7 +24,7 @@ use ngx::ffi::{
     ngx_str_t, ngx_uint_t, NGX_DONE, NGX_ERROR, NGX_OK,
 };
 
-use super::generation::{Generation, Lineage};
+use super::generation::Generation;
 use super::peers::str_bytes;
 use super::upstream::Upstream;
 
@@ -43,26 +45,102 @@ unsafe fn balancer_init(
 type InitPeer =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_upstream_srv_conf_t) -> ngx_int_t;
 
-/// A request on a per-worker list: the generation it holds, and the
-/// balancer's own `peer.get` and `peer.free`, which ours wrap.
+/// Per-request state of a hook, kept in the request's pool until the pool is
+/// destroyed, and found again from the request's peer connection (the
+/// balancer's `get` and `free` receive nothing else of ours).
+struct Attached<T> {
+    /// The address of the request's peer connection: its key in the map.
+    key: usize,
+    state: T,
+}
+
+type ByPeer<T> = RefCell<HashMap<usize, *mut Attached<T>>>;
+
+/// A kind of per-request state, with this worker's map of the live ones.
+trait PerRequest: Sized + 'static {
+    fn map() -> &'static LocalKey<ByPeer<Self>>;
+}
+
+/// Keeps `state` for the life of `r`, found by its peer connection; dropped
+/// with the request's pool. `None` (and `state` dropped) without memory.
+///
+/// # Safety
+/// `r` is a live request with an upstream.
+unsafe fn attach<T: PerRequest>(r: *mut ngx_http_request_t, state: T) -> Option<*mut T> {
+    // SAFETY: per the contract; the cleanup's data is fresh memory of the
+    // request's pool, sized and aligned (nginx aligns pool allocations to
+    // pointers) for an Attached<T>.
+    unsafe {
+        let cln = ngx_pool_cleanup_add((*r).pool, size_of::<Attached<T>>());
+        if cln.is_null() {
+            return None;
+        }
+        let key = ptr::addr_of_mut!((*(*r).upstream).peer) as usize;
+        let a = (*cln).data.cast::<Attached<T>>();
+        a.write(Attached { key, state });
+        T::map().with(|m| m.borrow_mut().insert(key, a));
+        (*cln).handler = Some(detach::<T>);
+        Some(ptr::addr_of_mut!((*a).state))
+    }
+}
+
+/// The state attached to the request of this peer connection.
+fn find<T: PerRequest>(pc: *mut ngx_peer_connection_t) -> Option<*mut T> {
+    T::map().with(|m| {
+        m.borrow()
+            .get(&(pc as usize))
+            // SAFETY: a registered Attached lives until its cleanup, which
+            // unregisters it first.
+            .map(|&a| unsafe { ptr::addr_of_mut!((*a).state) })
+    })
+}
+
+/// Pool cleanup of a request: forgets its state and drops it.
+///
+/// # Safety
+/// nginx calls it once, when the request's pool is destroyed, with the
+/// Attached `attach` wrote.
+unsafe extern "C" fn detach<T: PerRequest>(data: *mut c_void) {
+    let a = data.cast::<Attached<T>>();
+    // SAFETY: per the contract.
+    let key = unsafe { (*a).key };
+    T::map().with(|m| {
+        let mut m = m.borrow_mut();
+        // A second init on the same peer connection replaced this one.
+        if m.get(&key) == Some(&a) {
+            m.remove(&key);
+        }
+    });
+    // SAFETY: written by `attach`, dropped once, here.
+    unsafe { ptr::drop_in_place(a) };
+}
+
+/// A request on a per-worker list: the generation it holds (released when
+/// the request ends), and the balancer's own `peer.get` and `peer.free`,
+/// which ours wrap.
 struct Held {
     gen: *mut Generation,
     get: ngx_event_get_peer_pt,
     free: ngx_event_free_peer_pt,
     /// The name of the server it is connected to now (empty: none).
     peer: ngx_str_t,
-    /// Its key in HELD.
-    key: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: `init_peer` held this generation for this request.
+        unsafe { Generation::release(self.gen) };
+    }
 }
 
 std::thread_local! {
-    /// Live requests of this worker on per-worker lists, by the address of
-    /// their peer connection (`&r->upstream->peer`), to their `Held`.
-    static HELD: RefCell<HashMap<usize, *mut Held>> = RefCell::new(HashMap::new());
+    static HELD: ByPeer<Held> = RefCell::new(HashMap::new());
 }
 
-fn held(pc: *mut ngx_peer_connection_t) -> Option<*mut Held> {
-    HELD.with(|m| m.borrow().get(&(pc as usize)).copied())
+impl PerRequest for Held {
+    fn map() -> &'static LocalKey<ByPeer<Self>> {
+        &HELD
+    }
 }
 
 /// `peer.init` of a synced upstream with per-worker lists: the balancer's
@@ -78,8 +156,7 @@ pub(crate) unsafe extern "C" fn init_peer(
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: nginx calls peer.init with a live request and upstream;
         // ours has an Upstream since postconfiguration, whose current
-        // generation is live; the cleanup's data is fresh memory of the
-        // request's pool, sized for a Held.
+        // generation is live.
         unsafe {
             let Some((up, init)) = balancer_init(us) else {
                 return NGX_ERROR as ngx_int_t;
@@ -93,14 +170,9 @@ pub(crate) unsafe extern "C" fn init_peer(
             if rc != NGX_OK as ngx_int_t {
                 return rc;
             }
-            let cln = ngx_pool_cleanup_add((*r).pool, size_of::<Held>());
-            if cln.is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
             let pc = &mut (*(*r).upstream).peer;
-            let key = pc as *mut _ as usize;
-            let h = (*cln).data.cast::<Held>();
-            h.write(Held {
+            Generation::hold(gen);
+            let held = Held {
                 gen,
                 get: pc.get,
                 free: pc.free,
@@ -108,11 +180,10 @@ pub(crate) unsafe extern "C" fn init_peer(
                     len: 0,
                     data: ptr::null_mut(),
                 },
-                key,
-            });
-            Generation::hold(gen);
-            HELD.with(|m| m.borrow_mut().insert(key, h));
-            (*cln).handler = Some(release);
+            };
+            if attach(r, held).is_none() {
+                return NGX_ERROR as ngx_int_t;
+            }
             pc.get = Some(get_peer);
             pc.free = Some(free_peer);
             NGX_OK as ngx_int_t
@@ -128,7 +199,7 @@ pub(crate) unsafe extern "C" fn init_peer(
 /// balancer's init put there.
 unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(h) = held(pc) else {
+        let Some(h) = find::<Held>(pc) else {
             return NGX_ERROR as ngx_int_t;
         };
         // SAFETY: the Held lives in the request's pool until its cleanup,
@@ -162,42 +233,21 @@ unsafe extern "C" fn free_peer(
     state: ngx_uint_t,
 ) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        let Some(h) = held(pc) else {
+        let Some(h) = find::<Held>(pc) else {
             return;
         };
-        // SAFETY: as in `get_peer`.
+        // SAFETY: as in `get_peer`. Freeing a peer reads no balancer table.
         unsafe {
             let h = &mut *h;
-            (*h.gen).select();
             if let Some(free) = h.free {
                 free(pc, data, state);
             }
             if h.peer.len != 0 {
-                let lineage: &Lineage = (*h.gen).lineage();
-                lineage.closed(str_bytes(&h.peer), h.gen);
+                (*h.gen).lineage().closed(str_bytes(&h.peer), h.gen);
                 h.peer.len = 0;
             }
         }
     }));
-}
-
-/// Pool cleanup of a request on a per-worker list.
-///
-/// # Safety
-/// nginx calls it once, when the request's pool is destroyed, with the Held
-/// `init_peer` wrote.
-unsafe extern "C" fn release(data: *mut c_void) {
-    let h = data.cast::<Held>();
-    // SAFETY: per the contract.
-    let (key, gen) = unsafe { ((*h).key, (*h).gen) };
-    HELD.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.get(&key) == Some(&h) {
-            m.remove(&key);
-        }
-    });
-    // SAFETY: the generation init_peer counted this request on.
-    unsafe { Generation::release(gen) };
 }
 
 /// Zone mode: what a request needs to start again on a list the poller
@@ -214,16 +264,18 @@ struct Restart {
     /// A first `peer.get` was made: later ones are retries of nginx's own.
     got: bool,
     restarts_left: u8,
-    /// Its key in RESTARTS.
-    key: usize,
 }
 
 #[cfg(ngx_resolve_peers)]
 std::thread_local! {
-    /// Live requests of this worker on zone upstreams, by the address of
-    /// their peer connection (`&r->upstream->peer`), to their `Restart`.
-    static RESTARTS: std::cell::RefCell<std::collections::HashMap<usize, *mut Restart>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static RESTARTS: ByPeer<Restart> = RefCell::new(HashMap::new());
+}
+
+#[cfg(ngx_resolve_peers)]
+impl PerRequest for Restart {
+    fn map() -> &'static LocalKey<ByPeer<Self>> {
+        &RESTARTS
+    }
 }
 
 /// The generation counter of a shared list.
@@ -258,8 +310,7 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
 ) -> ngx_int_t {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: nginx calls peer.init with a live request and upstream;
-        // ours has an Upstream since postconfiguration; the cleanup's data
-        // is fresh memory of the request's pool, sized for a Restart.
+        // ours has an Upstream since postconfiguration.
         unsafe {
             let Some((_, init)) = balancer_init(us) else {
                 return NGX_ERROR as ngx_int_t;
@@ -269,15 +320,8 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
             if rc != NGX_OK as ngx_int_t {
                 return rc;
             }
-            let cln = ngx::ffi::ngx_pool_cleanup_add((*r).pool, size_of::<Restart>());
-            if cln.is_null() {
-                return NGX_ERROR as ngx_int_t;
-            }
             let pc = &mut (*(*r).upstream).peer;
-            let restart = (*cln).data.cast::<Restart>();
-            let key = pc as *mut _ as usize;
-            restart.write(Restart {
-                key,
+            let restart = Restart {
                 r,
                 us,
                 init,
@@ -285,9 +329,10 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
                 config,
                 got: false,
                 restarts_left: 3,
-            });
-            RESTARTS.with(|m| m.borrow_mut().insert(key, restart));
-            (*cln).handler = Some(forget_restart);
+            };
+            if attach(r, restart).is_none() {
+                return NGX_ERROR as ngx_int_t;
+            }
             pc.get = Some(get_peer_shared);
             NGX_OK as ngx_int_t
         }
@@ -301,12 +346,12 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
 /// nginx calls it with the request's live peer connection.
 #[cfg(ngx_resolve_peers)]
 unsafe extern "C" fn get_peer_shared(
-    pc: *mut ngx::ffi::ngx_peer_connection_t,
+    pc: *mut ngx_peer_connection_t,
     _data: *mut c_void,
 ) -> ngx_int_t {
     let busy = ngx::ffi::NGX_BUSY as ngx_int_t;
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(restart) = RESTARTS.with(|m| m.borrow().get(&(pc as usize)).copied()) else {
+        let Some(restart) = find::<Restart>(pc) else {
             return NGX_ERROR as ngx_int_t;
         };
         // SAFETY: the Restart lives in the request's pool, registered until
@@ -344,21 +389,4 @@ unsafe extern "C" fn get_peer_shared(
         }
     }))
     .unwrap_or(NGX_ERROR as ngx_int_t)
-}
-
-/// Pool cleanup of a request on a zone upstream.
-///
-/// # Safety
-/// nginx calls it once, when the request's pool is destroyed.
-#[cfg(ngx_resolve_peers)]
-unsafe extern "C" fn forget_restart(data: *mut c_void) {
-    let restart = data.cast::<Restart>();
-    // SAFETY: `data` is the Restart init_peer_shared wrote.
-    let key = unsafe { (*restart).key };
-    RESTARTS.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.get(&key) == Some(&restart) {
-            m.remove(&key);
-        }
-    });
 }

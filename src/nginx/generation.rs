@@ -176,14 +176,25 @@ impl Lineage {
         self.current.get()
     }
 
+    /// Makes `gen` the current list (null: the upstream is gone). Servers
+    /// with no connection open are forgotten then, not on every close: a
+    /// request's connection then costs no allocation.
     pub(crate) fn set_current(&self, gen: *mut Generation) {
         self.current.set(gen);
+        self.open.borrow_mut().retain(|_, n| *n > 0);
     }
 
     /// A request of generation `on` connected to the server `name`: the
     /// balancer counted it in `on`; count it in the current list too.
     pub(crate) fn opened(&self, name: &[u8], on: *mut Generation) {
-        *self.open.borrow_mut().entry(name.into()).or_insert(0) += 1;
+        let mut open = self.open.borrow_mut();
+        match open.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                open.insert(name.into(), 1);
+            }
+        }
+        drop(open);
         if let Some(peer) = self.current_peer(name, on) {
             // SAFETY: a peer of the live current generation; one thread.
             unsafe { (*peer).conns += 1 };
@@ -192,14 +203,8 @@ impl Lineage {
 
     /// That connection ended (the balancer uncounted it in `on`).
     pub(crate) fn closed(&self, name: &[u8], on: *mut Generation) {
-        {
-            let mut open = self.open.borrow_mut();
-            if let Some(n) = open.get_mut(name) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(name);
-                }
-            }
+        if let Some(n) = self.open.borrow_mut().get_mut(name) {
+            *n = n.saturating_sub(1);
         }
         if let Some(peer) = self.current_peer(name, on) {
             // SAFETY: as in `opened`.

@@ -552,7 +552,6 @@ impl Upstream {
             if status == 200 {
                 let rest = parser.body().to_vec();
                 let _ = self.watch_data(rest);
-                self.v3_line.clear();
             } else {
                 self.log_bad_status(status, parser.body());
             }
@@ -590,8 +589,17 @@ impl Upstream {
         self.use_answer(Ok(parsed));
     }
 
-    /// Lines of an etcd v3 watch stream.
+    /// Lines of an etcd v3 watch stream. A watch that ended lets go of its
+    /// partial line.
     fn watch_data(&mut self, data: Vec<u8>) -> Watch {
+        let watch = self.watch_lines(data);
+        if matches!(watch, Watch::Ended) {
+            self.v3_line.clear();
+        }
+        watch
+    }
+
+    fn watch_lines(&mut self, data: Vec<u8>) -> Watch {
         let lines = match self.v3_line.push(&data) {
             Ok(lines) => lines,
             Err(e) => {
@@ -881,7 +889,6 @@ impl FetchOwner for Upstream {
             Watch::Open { progress } => progress,
             Watch::Ended => {
                 self.fetch.close();
-                self.v3_line.clear();
                 self.watching = false;
                 self.schedule(0);
                 false

@@ -64,6 +64,8 @@ package Test::Upsync;
 #                                      only those; "same": no key moved (the
 #                                      uri may differ from the last keys step)
 #   >>> run                            run the body with bash; it must succeed
+#   >>> rss_below KB                   every nginx worker's resident memory is
+#                                      below KB kilobytes
 #   >>> sleep SECONDS
 #   >>> reload                         HUP, then wait for the new workers
 #   >>> signal NAME                    send a signal to the nginx master
@@ -608,6 +610,7 @@ my %STEP = (
     agree => \&step_agree,
     keys => \&step_keys,
     sleep => sub { sleep $_[1]{words}[1] },
+    rss_below => \&step_rss_below,
     reload => \&step_reload,
     upgrade => \&step_upgrade,
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
@@ -640,6 +643,20 @@ sub step_registry {
     }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
+}
+
+sub step_rss_below {
+    my ($ctx, $step) = @_;
+    my $limit = $step->{words}[1];
+    my @workers = grep { (slurp("/proc/$_/stat") // '') =~ /^\d+ \(.*\) \S+ $nginx_pid / }
+        map { m{/proc/(\d+)/stat$} ? $1 : () } glob('/proc/[0-9]*/stat');
+    my @over;
+    for my $pid (@workers) {
+        my ($rss) = (slurp("/proc/$pid/status") // '') =~ /^VmRSS:\s+(\d+)/m;
+        push @over, "worker $pid: $rss kB" if ($rss // 0) >= $limit;
+    }
+    ok(@workers && !@over, "$ctx->{name} - $step->{line} (" . scalar(@workers) . " workers)")
+        or diag(@over ? join("\n", @over) : 'no worker found');
 }
 
 sub step_run {
