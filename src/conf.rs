@@ -39,6 +39,18 @@ impl RegistryKind {
         }
     }
 
+    /// How the path of this kind starts (etcd v3's path is a key prefix,
+    /// any prefix).
+    pub fn path_prefix(self) -> Option<&'static str> {
+        match self {
+            Self::Consul => Some("/v1/kv/"),
+            Self::ConsulServices => Some("/v1/catalog/service/"),
+            Self::ConsulHealth => Some("/v1/health/service/"),
+            Self::Etcd => Some("/v2/keys/"),
+            Self::EtcdV3 => None,
+        }
+    }
+
     pub fn is_consul(self) -> bool {
         matches!(
             self,
@@ -97,6 +109,14 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
     let Some((first, params)) = args.split_first() else {
         return err("needs the registry address and path");
     };
+    // They would end up in the request's head (a header injection) or in
+    // log lines.
+    if let Some(bad) = args.iter().find(|a| a.chars().any(char::is_control)) {
+        return err(format!("control characters in {bad:?}"));
+    }
+    if first.chars().any(char::is_whitespace) {
+        return err(format!("spaces in {first:?}"));
+    }
     let (authority, path) = match first.find('/') {
         Some(i) => (&first[..i], &first[i..]),
         None => return err(format!("missing path in \"{first}\"")),

@@ -2,17 +2,22 @@
 //! that nginx can `include` it in the upstream block and so that the module
 //! can start from it when the registry is down.
 
-use crate::server::Server;
+use std::collections::HashSet;
+
+use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
 /// The file's text: primary servers in list order (byte-compatible with the
 /// C module), then backup servers, marked ` backup` (which the C module never
-/// wrote, as it never kept backups apart).
-pub fn render(servers: &[Server]) -> String {
+/// wrote, as it never kept backups apart). `backups`: the upstream's balancer
+/// accepts `backup` (nginx refuses the word with `ip_hash`, `hash` and
+/// `random`, so a dump that `include`s it would break `nginx -t`); without
+/// it backup servers are left out, as such a balancer never uses them.
+pub fn render(servers: &[Server], backups: bool) -> String {
     let mut out = String::new();
     for s in servers.iter().filter(|s| !s.backup) {
         s.write_line(&mut out);
     }
-    for s in servers.iter().filter(|s| s.backup) {
+    for s in servers.iter().filter(|s| s.backup && backups) {
         let mut line = String::new();
         s.write_line(&mut line);
         out.push_str(line.trim_end_matches(";\n"));
@@ -27,13 +32,14 @@ pub fn render(servers: &[Server]) -> String {
 /// `#` comments are skipped. The first bad line is an error: `line N: ...`.
 pub fn parse(text: &str) -> Result<Vec<Server>, String> {
     let mut out: Vec<Server> = Vec::new();
+    let mut names = HashSet::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
         let server = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        if out.iter().any(|s| s.name == server.name) {
+        if !names.insert(server.name.clone()) {
             return Err(format!(
                 "line {}: duplicate server \"{}\"",
                 n + 1,
@@ -64,12 +70,26 @@ fn parse_line(line: &str) -> Result<Server, String> {
     };
     for word in words {
         let bad = || format!("invalid parameter \"{word}\"");
+        // What nginx accepts, with the module's caps (see `server`).
         match word.split_once('=') {
-            Some(("weight", v)) => s.weight = v.parse().ok().filter(|w| *w > 0).ok_or_else(bad)?,
-            Some(("max_fails", v)) => s.max_fails = v.parse().map_err(|_| bad())?,
+            Some(("weight", v)) => {
+                let w: i64 = v.parse().ok().filter(|w| *w > 0).ok_or_else(bad)?;
+                s.weight = w.min(MAX_WEIGHT);
+            }
+            Some(("max_fails", v)) => {
+                s.max_fails = v.parse().ok().filter(|n| *n <= MAX_FAILS).ok_or_else(bad)?
+            }
             Some(("fail_timeout", v)) => {
-                let ms = crate::conf::parse_time_ms(v).ok_or_else(bad)?;
-                s.fail_timeout = i64::try_from(ms / 1000).map_err(|_| bad())?;
+                // Seconds as the module writes them, read without a round
+                // trip through milliseconds; other nginx times as nginx does.
+                let secs = match v.strip_suffix('s').and_then(|d| d.parse::<i64>().ok()) {
+                    Some(secs) if secs >= 0 => secs,
+                    _ => {
+                        let ms = crate::conf::parse_time_ms(v).ok_or_else(bad)?;
+                        i64::try_from(ms / 1000).map_err(|_| bad())?
+                    }
+                };
+                s.fail_timeout = secs.min(MAX_FAIL_TIMEOUT);
             }
             None if word == "down" => s.down = true,
             None if word == "backup" => s.backup = true,
@@ -79,21 +99,40 @@ fn parse_line(line: &str) -> Result<Server, String> {
     Ok(s)
 }
 
-/// Replaces the file at `path` with `text` atomically: a temporary file in
-/// the same directory, mode 0644, renamed over the old one, so that a reader
-/// (or nginx after a crash) sees the old file or the new one, never half.
+/// Why a dump file found at start must not be trusted, if it must not: a
+/// file another user may have planted or may change. `owners` are the users
+/// that may own it (root, the master's user, the workers' user).
+pub fn untrusted(meta: &std::fs::Metadata, owners: &[u32]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !owners.contains(&meta.uid()) {
+        return Some(format!(
+            "it is owned by uid {}, not by root or nginx's user",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some("anyone may write to it".into());
+    }
+    None
+}
+
+/// Replaces the file at `path` with `text` atomically: a new file of mode
+/// 0644 under an unpredictable name in the same directory, created
+/// exclusively and never through a symbolic link, then renamed over the old
+/// one. A reader (or nginx after a crash) sees the old file or the new one,
+/// never half, and nothing planted in the directory is written through.
 pub fn write_atomic(path: &str, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
-    let tmp = format!("{path}.tmp.{}", std::process::id());
+    let tmp = format!("{path}.tmp.{:016x}", unpredictable());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o644)
+        .open(&tmp)?;
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         // The mode given at creation is subject to the umask: set it exactly.
         f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
@@ -104,6 +143,22 @@ pub fn write_atomic(path: &str, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// 64 bits from the kernel's random source (a temporary file's name must
+/// not be guessable); the clock and the pid if it cannot be read.
+fn unpredictable() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        Ok(()) => u64::from_ne_bytes(bytes),
+        Err(_) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            now ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +172,7 @@ mod tests {
         let servers = parse(text).unwrap();
         assert_eq!(servers.len(), 2);
         assert!(servers[0].down);
-        assert_eq!(render(&servers), text);
+        assert_eq!(render(&servers, true), text);
     }
 
     #[test]
@@ -126,9 +181,14 @@ mod tests {
         let servers = parse(text).unwrap();
         assert!(servers[0].backup);
         assert_eq!(
-            render(&servers),
+            render(&servers, true),
             "server 10.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;\n\
              server [::1]:1 weight=1 max_fails=1 fail_timeout=10s backup;\n"
+        );
+        assert_eq!(
+            render(&servers, false),
+            "server 10.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;\n",
+            "no backup line where the balancer refuses the word"
         );
     }
 
@@ -154,6 +214,70 @@ mod tests {
             "line 2: duplicate server \"a:1\""
         );
         assert_eq!(parse("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn what_the_module_writes_it_reads_back() {
+        let big = Server {
+            name: "10.0.0.1:80".into(),
+            weight: MAX_WEIGHT,
+            max_fails: MAX_FAILS,
+            fail_timeout: MAX_FAIL_TIMEOUT,
+            down: true,
+            backup: false,
+        };
+        let text = render(std::slice::from_ref(&big), true);
+        assert_eq!(parse(&text).unwrap(), vec![big]);
+        // nginx's own bounds: what it accepts is read, capped; what it
+        // refuses is refused.
+        let s = parse("server a:1 weight=9223372036854775807 fail_timeout=9223372036854775807s;")
+            .unwrap();
+        assert_eq!(
+            (s[0].weight, s[0].fail_timeout),
+            (MAX_WEIGHT, MAX_FAIL_TIMEOUT)
+        );
+        assert!(parse("server a:1 max_fails=9223372036854775808;").is_err());
+        assert!(parse("server a:1 fail_timeout=-1s;").is_err());
+    }
+
+    #[test]
+    fn a_planted_link_is_never_written_through() {
+        let dir = std::env::temp_dir().join(format!("upsync-dump-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "kept\n").unwrap();
+        let path = dir.join("servers.conf");
+        let path = path.to_str().unwrap();
+        // The names the C module and earlier versions used, planted.
+        std::os::unix::fs::symlink(&victim, format!("{path}.tmp.{}", std::process::id())).unwrap();
+        write_atomic(path, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "kept\n");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "new\n");
+        assert!(!std::fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_others_may_write_are_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("upsync-dump-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("servers.conf");
+        std::fs::write(&path, "").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(untrusted(&meta, &[me]), None);
+        assert!(untrusted(&meta, &[me + 1])
+            .unwrap()
+            .contains("owned by uid"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o646)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(untrusted(&meta, &[me]).unwrap(), "anyone may write to it");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod apply;
 pub mod chash;
 pub mod conf;
 pub mod dump;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod pace;
 pub mod registry;

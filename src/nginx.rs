@@ -21,3 +21,10 @@ macro_rules! log {
     };
 }
 pub(crate) use log;
+
+/// Runs `f`, which nginx called into, and gives `on_panic` if it panics:
+/// no panic may unwind into nginx. Every `extern "C"` entry point of the
+/// module runs behind it.
+pub(crate) fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+}

@@ -10,35 +10,62 @@ pub mod consul;
 pub mod etcd;
 pub mod etcdv3;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
-use crate::server::Server;
+use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
 /// The servers a registry answer describes, plus the problems found in it
 /// that did not stop the parse (each a short lowercase message that names the
 /// key, to be logged by the caller at error level).
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Parsed {
     pub servers: Vec<Server>,
     pub warnings: Vec<String>,
+    /// The names in `servers`, so that the duplicate check stays linear.
+    names: HashSet<String>,
+}
+
+impl PartialEq for Parsed {
+    fn eq(&self, other: &Self) -> bool {
+        self.servers == other.servers && self.warnings == other.warnings
+    }
 }
 
 impl Parsed {
     /// Adds `server` unless a server of the same address is already listed:
     /// the first one wins, the later one is reported.
     pub(crate) fn push_unique(&mut self, server: Server, origin: &str) {
-        if self.servers.iter().any(|s| s.name == server.name) {
+        if self.names.contains(&server.name) {
             self.warnings.push(format!(
                 "{origin}: server {} is listed twice, the first one is used",
                 server.name
             ));
         } else {
+            self.names.insert(server.name.clone());
             self.servers.push(server);
         }
     }
+}
+
+/// Problems of one answer logged, one per line; the rest are counted.
+pub const WARNINGS_SHOWN: usize = 5;
+
+/// The lines to log for the problems of one answer: the first few, then
+/// one line that counts the others (10,000 bad keys must not make 10,000
+/// log lines).
+pub fn summary(warnings: &[String]) -> Vec<String> {
+    let mut lines: Vec<String> = warnings.iter().take(WARNINGS_SHOWN).cloned().collect();
+    if warnings.len() > WARNINGS_SHOWN {
+        lines.push(format!(
+            "{} more problems in the registry's answer, not shown",
+            warnings.len() - WARNINGS_SHOWN
+        ));
+    }
+    lines
 }
 
 /// A registry answer that cannot be used at all (the caller keeps its last
@@ -146,6 +173,13 @@ pub fn server_with_defaults(name: String) -> Server {
 /// refused (a worker never resolves names), as are a missing port, a bare
 /// IPv6 literal, port 0 and ports above 65535.
 pub fn parse_address(s: &str) -> Result<String, String> {
+    if s.chars().any(forbidden) {
+        return Err(format!(
+            "{} holds characters an address cannot have (spaces, control \
+             characters or one of ;{{}}#\"'\\$)",
+            quote(s)
+        ));
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
             return Err(format!("{} has no closing ']'", quote(s)));
@@ -181,6 +215,12 @@ pub fn parse_address(s: &str) -> Result<String, String> {
     }
 }
 
+/// A character that no address holds and that could change the meaning of
+/// an nginx configuration line.
+fn forbidden(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || ";{}#\"'\\$".contains(c)
+}
+
 /// Digits only, 1..=65535.
 fn parse_port(s: &str) -> Option<u16> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -210,6 +250,29 @@ fn json_integer(v: &Value) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// A non-negative JSON integer, or a string holding one, up to `u64::MAX`.
+fn json_unsigned(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => parse_digits(s.trim()),
+        _ => None,
+    }
+}
+
+/// `n`, or `max` with a warning when `n` is above it.
+fn capped<T: PartialOrd + fmt::Display + Copy>(
+    n: T,
+    max: T,
+    what: impl FnOnce() -> String,
+    warnings: &mut Vec<String>,
+) -> T {
+    if n > max {
+        warnings.push(format!("{}: {n} is more than {max}, using {max}", what()));
+        return max;
+    }
+    n
 }
 
 /// `0`/`1`, `true`/`false`, `"0"`/`"1"` (and `"true"`/`"false"`).
@@ -265,41 +328,50 @@ pub fn apply_attributes(server: &mut Server, key: &str, value: &[u8], warnings: 
             return;
         }
     };
-    let mut invalid = |field: &str, v: &Value| {
-        warnings.push(format!(
+    let invalid = |field: &str, v: &Value| {
+        format!(
             "key {}: invalid {field} {}, using the default",
             quote(key),
             show_value(v)
-        ));
+        )
     };
+    let field = |name: &str| format!("key {}: {name}", quote(key));
     if let Some(v) = obj.get("weight") {
-        match json_integer(v) {
-            Some(w) if w > 0 => server.weight = w,
-            _ => invalid("weight", v),
+        match json_unsigned(v).and_then(|w| i64::try_from(w).ok()) {
+            Some(w) if w > 0 => server.weight = capped(w, MAX_WEIGHT, || field("weight"), warnings),
+            _ => warnings.push(invalid("weight", v)),
         }
     }
     if let Some(v) = obj.get("max_fails") {
-        match json_integer(v).and_then(|n| u64::try_from(n).ok()) {
-            Some(n) => server.max_fails = n,
-            None => invalid("max_fails", v),
+        match json_unsigned(v) {
+            Some(n) => server.max_fails = capped(n, MAX_FAILS, || field("max_fails"), warnings),
+            None => warnings.push(invalid("max_fails", v)),
         }
     }
     if let Some(v) = obj.get("fail_timeout") {
-        match json_integer(v) {
-            Some(t) if t >= 0 => server.fail_timeout = t,
-            _ => invalid("fail_timeout", v),
+        match json_unsigned(v) {
+            Some(t) => {
+                let t = capped(
+                    t,
+                    MAX_FAIL_TIMEOUT as u64,
+                    || field("fail_timeout"),
+                    warnings,
+                );
+                server.fail_timeout = t as i64;
+            }
+            None => warnings.push(invalid("fail_timeout", v)),
         }
     }
     if let Some(v) = obj.get("down") {
         match json_flag(v) {
             Some(b) => server.down = b,
-            None => invalid("down", v),
+            None => warnings.push(invalid("down", v)),
         }
     }
     if let Some(v) = obj.get("backup") {
         match json_flag(v) {
             Some(b) => server.backup = b,
-            None => invalid("backup", v),
+            None => warnings.push(invalid("backup", v)),
         }
     }
 }
@@ -309,30 +381,31 @@ pub fn apply_attributes(server: &mut Server, key: &str, value: &[u8], warnings: 
 /// are ignored; an invalid value adds a warning and keeps the default.
 pub fn apply_tags(server: &mut Server, tags: &[String], warnings: &mut Vec<String>) {
     for tag in tags {
+        let name = server.name.clone();
+        let what = || format!("server {name}: tag {}", quote(tag));
         let ok = match tag.split_once('=') {
             Some(("weight", v)) => match parse_digits(v).and_then(|w| i64::try_from(w).ok()) {
                 Some(w) if w > 0 => {
-                    server.weight = w;
+                    server.weight = capped(w, MAX_WEIGHT, what, warnings);
                     true
                 }
                 _ => false,
             },
             Some(("max_fails", v)) => match parse_digits(v) {
                 Some(n) => {
-                    server.max_fails = n;
+                    server.max_fails = capped(n, MAX_FAILS, what, warnings);
                     true
                 }
                 None => false,
             },
-            Some(("fail_timeout", v)) => {
-                match crate::conf::parse_time_ms(v).and_then(|ms| i64::try_from(ms / 1000).ok()) {
-                    Some(secs) => {
-                        server.fail_timeout = secs;
-                        true
-                    }
-                    None => false,
+            Some(("fail_timeout", v)) => match crate::conf::parse_time_ms(v) {
+                Some(ms) => {
+                    server.fail_timeout =
+                        capped(ms / 1000, MAX_FAIL_TIMEOUT as u64, what, warnings) as i64;
+                    true
                 }
-            }
+                None => false,
+            },
             None if tag == "down" => {
                 server.down = true;
                 true
@@ -402,12 +475,108 @@ mod tests {
         assert!(err("127.0.0.1:65536").contains("invalid port"));
         assert!(err("127.0.0.1:").contains("invalid port"));
         assert!(err("127.0.0.1:+80").contains("invalid port"));
-        assert!(err("127.0.0.1:80 ").contains("invalid port"));
+        assert!(err("127.0.0.1:80 ").contains("cannot have"));
         assert!(err("[::1]:99999999999999999999").contains("invalid port"));
         assert!(err("256.0.0.1:80").contains("not an IP"));
         assert!(err("1.2.3:80").contains("not an IP"));
         assert!(err("").contains("no port"));
         assert!(err(":80").contains("not an IP"));
+    }
+
+    #[test]
+    fn numbers_are_capped_at_what_nginx_accepts() {
+        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut w = Vec::new();
+        apply_attributes(
+            &mut s,
+            "k",
+            br#"{"weight":"9223372036854775807","max_fails":18446744073709551615,"fail_timeout":18446744073709552}"#,
+            &mut w,
+        );
+        assert_eq!(
+            (s.weight, s.max_fails, s.fail_timeout),
+            (MAX_WEIGHT, MAX_FAILS, MAX_FAIL_TIMEOUT)
+        );
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert_eq!(
+            w[0],
+            "key \"k\": weight: 9223372036854775807 is more than 1000000, using 1000000"
+        );
+        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut w = Vec::new();
+        let tags = [
+            "max_fails=18446744073709551615",
+            "weight=1000001",
+            "fail_timeout=300d",
+        ];
+        apply_tags(&mut s, &tags.map(String::from), &mut w);
+        assert_eq!(
+            (s.weight, s.max_fails, s.fail_timeout),
+            (MAX_WEIGHT, MAX_FAILS, 300 * 86400)
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("server 10.0.0.1:80: tag \"max_fails="),
+            "{w:?}"
+        );
+        let mut w = Vec::new();
+        apply_attributes(
+            &mut s,
+            "k",
+            br#"{"weight":-1,"max_fails":1.5,"fail_timeout":"-5"}"#,
+            &mut w,
+        );
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w.iter().all(|m| m.contains("invalid")), "{w:?}");
+    }
+
+    #[test]
+    fn names_that_could_change_a_config_line_are_refused() {
+        for name in [
+            "127.0.0.1:80;server",
+            "127.0.0.1:B1;server 10.6.6.6:80",
+            "1.2.3.4:80\n",
+            "a{b:1",
+            "[::1]:80#",
+            "$x:1",
+        ] {
+            let e = parse_address(name).unwrap_err();
+            assert!(
+                e.contains("characters an address cannot have"),
+                "{name}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_problems_make_a_few_lines() {
+        let few: Vec<String> = (0..5).map(|i| format!("key {i}: bad")).collect();
+        assert_eq!(summary(&few), few);
+        let many: Vec<String> = (0..10_000).map(|i| format!("key {i}: bad")).collect();
+        let lines = summary(&many);
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[..5], many[..5]);
+        assert_eq!(
+            lines[5],
+            "9995 more problems in the registry's answer, not shown"
+        );
+    }
+
+    #[test]
+    fn the_duplicate_check_is_linear() {
+        let mut p = Parsed::default();
+        for i in 0..200_000u32 {
+            p.push_unique(
+                server_with_defaults(format!("10.{}.{}.{}:80", i >> 16, (i >> 8) & 255, i & 255)),
+                "k",
+            );
+        }
+        p.push_unique(server_with_defaults("10.0.0.0:80".into()), "again");
+        assert_eq!(p.servers.len(), 200_000);
+        assert_eq!(
+            p.warnings,
+            ["again: server 10.0.0.0:80 is listed twice, the first one is used"]
+        );
     }
 
     #[test]
@@ -515,8 +684,8 @@ mod tests {
         assert_eq!(fields(&s), (1, 2, 10, false, false));
         assert_eq!(w.len(), 5, "{w:?}");
         let (s, w) = attrs(r#"{"weight":99999999999999999999,"max_fails":"-0"}"#);
-        assert_eq!((s.weight, s.max_fails), (1, 0));
-        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((s.weight, s.max_fails), (1, 2));
+        assert_eq!(w.len(), 2, "{w:?}");
         let (_, w) = attrs(&format!(r#"{{"weight":"{}"}}"#, "x".repeat(1000)));
         assert!(w[0].len() < 300, "{}", w[0]);
     }

@@ -5,6 +5,16 @@
 
 use std::fmt::Write as _;
 
+/// The largest weight taken from a registry or a dump file. nginx sets no
+/// bound of its own, but it sums the weights of a list, and `hash ...
+/// consistent` makes 160 ring points per unit of weight.
+pub const MAX_WEIGHT: i64 = 1_000_000;
+/// nginx's bound for `max_fails` (`NGX_MAX_INT_T_VALUE`).
+pub const MAX_FAILS: u64 = i64::MAX as u64;
+/// The largest `fail_timeout`, in seconds: within nginx's bound for a time,
+/// and still a valid time in milliseconds.
+pub const MAX_FAIL_TIMEOUT: i64 = i64::MAX / 1000;
+
 /// A server of an upstream: `ip:port` plus the attributes nginx keeps per peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Server {

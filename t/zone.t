@@ -206,7 +206,7 @@ PY
     location /a { proxy_pass http://a; }
     location /show { upstream_show; }
 --- steps
->>> log upstream "a": its zone has no room for \d+ new servers: keeping the last list; make the zone larger
+>>> log upstream "a": its zone has no room for \d+ new servers: keeping the last list and trying again after the interval; make the zone larger
 >>> same /show?a 5
 Upstream name: a; Backend server count: 1
         server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=1 fail_timeout=10s;

@@ -101,18 +101,20 @@ fn find<T: PerRequest>(pc: *mut ngx_peer_connection_t) -> Option<*mut T> {
 /// nginx calls it once, when the request's pool is destroyed, with the
 /// Attached `attach` wrote.
 unsafe extern "C" fn detach<T: PerRequest>(data: *mut c_void) {
-    let a = data.cast::<Attached<T>>();
-    // SAFETY: per the contract.
-    let key = unsafe { (*a).key };
-    T::map().with(|m| {
-        let mut m = m.borrow_mut();
-        // A second init on the same peer connection replaced this one.
-        if m.get(&key) == Some(&a) {
-            m.remove(&key);
-        }
-    });
-    // SAFETY: written by `attach`, dropped once, here.
-    unsafe { ptr::drop_in_place(a) };
+    super::guard((), || {
+        let a = data.cast::<Attached<T>>();
+        // SAFETY: per the contract.
+        let key = unsafe { (*a).key };
+        T::map().with(|m| {
+            let mut m = m.borrow_mut();
+            // A second init on the same peer connection replaced this one.
+            if m.get(&key) == Some(&a) {
+                m.remove(&key);
+            }
+        });
+        // SAFETY: written by `attach`, dropped once, here.
+        unsafe { ptr::drop_in_place(a) };
+    })
 }
 
 /// A request on a per-worker list: the generation it holds (released when

@@ -10,7 +10,8 @@ use ngx::ffi::{
     ngx_http_upstream_server_t, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_str_t,
     ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF_OFFSET, NGX_HTTP_UPS_CONF,
-    NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_OK, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
+    NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK, NGX_PROCESS_SINGLE,
+    NGX_PROCESS_WORKER,
 };
 use ngx::http::{
     HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf,
@@ -20,10 +21,10 @@ use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
-use super::log;
 use super::peers::{str_bytes, upstreams};
 use super::show::upstream_show_handler;
 use super::upstream::Upstream;
+use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, UpsyncConf};
 use crate::dump;
 use crate::server::Server;
@@ -142,47 +143,49 @@ extern "C" fn set_upsync(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx calls directive handlers with a valid `cf` and our srv
-    // conf of the upstream being parsed.
-    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
-    if sc.upsync.is_some() {
-        return c"is duplicate".as_ptr().cast_mut();
-    }
-    // SAFETY: as above.
-    let args = unsafe { args(cfr) };
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let parsed = match parse_upsync(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"upsync\" directive: {}", e);
+    guard(CONF_ERROR, || {
+        // SAFETY: nginx calls directive handlers with a valid `cf` and our srv
+        // conf of the upstream being parsed.
+        let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+        if sc.upsync.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: as above.
+        let args = unsafe { args(cfr) };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let parsed = match parse_upsync(&argv) {
+            Ok(c) => c,
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"upsync\" directive: {}", e);
+                return CONF_ERROR;
+            }
+        };
+        // The registry's address is resolved here, at configuration time, as
+        // nginx resolves upstream servers: workers never resolve names.
+        let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
+        let registry = match (host, parsed.port).to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            _ => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"upsync\" directive: host not found in \"{}\"",
+                    parsed.authority
+                );
+                return CONF_ERROR;
+            }
+        };
+        let Some(uscf) = NgxHttpUpstreamModule::server_conf_mut(cfr) else {
+            return c"is not allowed here".as_ptr().cast_mut();
+        };
+        // SAFETY: `uscf` is the upstream being parsed; `cf->pool` outlives it.
+        if unsafe { add_placeholder(cfr, uscf) }.is_err() {
             return CONF_ERROR;
         }
-    };
-    // The registry's address is resolved here, at configuration time, as
-    // nginx resolves upstream servers: workers never resolve names.
-    let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
-    let registry = match (host, parsed.port).to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => addr,
-        _ => {
-            ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "\"upsync\" directive: host not found in \"{}\"",
-                parsed.authority
-            );
-            return CONF_ERROR;
-        }
-    };
-    let Some(uscf) = NgxHttpUpstreamModule::server_conf_mut(cfr) else {
-        return c"is not allowed here".as_ptr().cast_mut();
-    };
-    // SAFETY: `uscf` is the upstream being parsed; `cf->pool` outlives it.
-    if unsafe { add_placeholder(cfr, uscf) }.is_err() {
-        return CONF_ERROR;
-    }
-    sc.upsync = Some(parsed);
-    sc.registry = Some(registry);
-    CONF_OK
+        sc.upsync = Some(parsed);
+        sc.registry = Some(registry);
+        CONF_OK
+    })
 }
 
 /// An upstream with `upsync` needs no `server` line: nginx still requires
@@ -239,18 +242,87 @@ extern "C" fn set_dump_path(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as in `set_upsync`.
-    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
-    if sc.dump_path.is_some() {
-        return c"is duplicate".as_ptr().cast_mut();
+    guard(CONF_ERROR, || {
+        // SAFETY: as in `set_upsync`.
+        let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+        if sc.dump_path.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: as above.
+        let path = unsafe { args(cfr) }.pop().unwrap_or_default();
+        if path.is_empty() {
+            return c"needs a file path".as_ptr().cast_mut();
+        }
+        // Relative to the prefix, as nginx's own file paths are.
+        // SAFETY: the cycle being configured and its prefix.
+        let path = unsafe { full_name(cfr, &path) };
+        let dir = std::path::Path::new(&path).parent();
+        if dir.is_some_and(|d| !d.is_dir()) {
+            ngx_conf_log_error!(
+                NGX_LOG_WARN,
+                cf,
+                "\"upsync_dump_path\": the directory of \"{}\" does not exist: \
+                 the dump file cannot be written until it is created",
+                path
+            );
+        }
+        sc.dump_path = Some(path);
+        CONF_OK
+    })
+}
+
+/// `name` relative to the cycle's prefix, unless it is absolute.
+///
+/// # Safety
+/// `cf` is the configuration being parsed.
+unsafe fn full_name(cf: &ngx_conf_t, name: &str) -> String {
+    if name.starts_with('/') {
+        return name.to_string();
     }
-    // SAFETY: as above.
-    let path = unsafe { args(cfr) }.pop().unwrap_or_default();
-    if path.is_empty() {
-        return c"needs a file path".as_ptr().cast_mut();
+    // SAFETY: per the contract; the prefix lives as long as the cycle and
+    // ends with '/'.
+    let prefix = String::from_utf8_lossy(unsafe { str_bytes(&(*cf.cycle).prefix) });
+    format!("{prefix}{name}")
+}
+
+/// The directory of the dump files of upstreams without
+/// `upsync_dump_path`, under the prefix. nginx creates it at start, owned by
+/// the workers' user, mode 0700, as it creates its temporary directories: a
+/// world-writable directory such as `/tmp` (the C module's default) would
+/// let another user plant the list an upstream starts with.
+const DEFAULT_DUMP_DIR: &str = "upsync";
+
+/// Has nginx create [`DEFAULT_DUMP_DIR`] (once per configuration), and
+/// gives its full name.
+///
+/// # Safety
+/// `cf` is the configuration being built.
+unsafe fn default_dump_dir(cf: &ngx_conf_t) -> Result<String, String> {
+    // SAFETY: per the contract.
+    let dir = unsafe { full_name(cf, DEFAULT_DUMP_DIR) };
+    let failed = || format!("cannot add the directory \"{dir}\"");
+    // SAFETY: a path in the configuration's pool, filled before nginx sees
+    // it; `ngx_add_path` keeps one entry per name (the tag is the module).
+    unsafe {
+        let path = ngx::ffi::ngx_pcalloc(cf.pool, size_of::<ngx::ffi::ngx_path_t>())
+            .cast::<ngx::ffi::ngx_path_t>();
+        let name = ngx::ffi::ngx_pnalloc(cf.pool, dir.len() + 1).cast::<u8>();
+        if path.is_null() || name.is_null() {
+            return Err(failed());
+        }
+        ptr::copy_nonoverlapping(dir.as_ptr(), name, dir.len());
+        *name.add(dir.len()) = 0;
+        (*path).name = ngx_str_t {
+            len: dir.len(),
+            data: name,
+        };
+        (*path).data = ptr::addr_of_mut!(ngx_http_upsync_module).cast();
+        let mut slot = path;
+        if ngx::ffi::ngx_add_path(ptr::from_ref(cf).cast_mut(), &mut slot) != NGX_OK as ngx_int_t {
+            return Err(failed());
+        }
     }
-    sc.dump_path = Some(path);
-    CONF_OK
+    Ok(dir)
 }
 
 /// `upsync_lb roundrobin|ip_hash|least_conn|hash_modula|hash_ketama`:
@@ -260,25 +332,27 @@ extern "C" fn set_lb(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as in `set_upsync`.
-    let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
-    if sc.lb.is_some() {
-        return c"is duplicate".as_ptr().cast_mut();
-    }
-    // SAFETY: as above.
-    let value = unsafe { args(cfr) }.pop().unwrap_or_default();
-    if !valid_lb(&value) {
-        ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "\"upsync_lb\" directive: unknown method \"{}\" (expected roundrobin, ip_hash, \
-             least_conn, hash_modula or hash_ketama)",
-            value
-        );
-        return CONF_ERROR;
-    }
-    sc.lb = Some(value);
-    CONF_OK
+    guard(CONF_ERROR, || {
+        // SAFETY: as in `set_upsync`.
+        let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+        if sc.lb.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: as above.
+        let value = unsafe { args(cfr) }.pop().unwrap_or_default();
+        if !valid_lb(&value) {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"upsync_lb\" directive: unknown method \"{}\" (expected roundrobin, ip_hash, \
+                 least_conn, hash_modula or hash_ketama)",
+                value
+            );
+            return CONF_ERROR;
+        }
+        sc.lb = Some(value);
+        CONF_OK
+    })
 }
 
 /// `upstream_show;` installs the content handler of the location.
@@ -287,16 +361,18 @@ extern "C" fn set_upstream_show(
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx calls directive handlers with a valid `cf` while parsing a
-    // location, where the core module's location configuration exists.
-    let cf = unsafe { &*cf };
-    match NgxHttpCoreModule::location_conf_mut(cf) {
-        Some(clcf) => {
-            clcf.handler = Some(upstream_show_handler);
-            CONF_OK
+    guard(CONF_ERROR, || {
+        // SAFETY: nginx calls directive handlers with a valid `cf` while parsing a
+        // location, where the core module's location configuration exists.
+        let cf = unsafe { &*cf };
+        match NgxHttpCoreModule::location_conf_mut(cf) {
+            Some(clcf) => {
+                clcf.handler = Some(upstream_show_handler);
+                CONF_OK
+            }
+            None => c"has no location configuration".as_ptr().cast_mut(),
         }
-        None => c"has no location configuration".as_ptr().cast_mut(),
-    }
+    })
 }
 
 /// Our configuration of an upstream, if it has one.
@@ -328,23 +404,68 @@ pub(crate) unsafe fn runtime(uscf: *mut ngx_http_upstream_srv_conf_t) -> Option<
 
 /// After every upstream is initialised: take over the synced ones.
 extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    // SAFETY: nginx calls postconfiguration with the configuration in `cf`,
-    // after the upstream module initialised every upstream.
-    let cfr = unsafe { &*cf };
-    let Some(umcf) = NgxHttpUpstreamModule::main_conf(cfr) else {
-        return NGX_OK as ngx_int_t;
-    };
-    // SAFETY: the upstreams of the configuration being built.
-    let all = unsafe { upstreams(umcf) };
-    let mut seats = Seats::new(cf, all);
-    for &uscf in all {
+    guard(NGX_ERROR as ngx_int_t, || {
+        // SAFETY: nginx calls postconfiguration with the configuration in `cf`,
+        // after the upstream module initialised every upstream.
+        let cfr = unsafe { &*cf };
+        let Some(umcf) = NgxHttpUpstreamModule::main_conf(cfr) else {
+            return NGX_OK as ngx_int_t;
+        };
+        // SAFETY: the upstreams of the configuration being built.
+        let all = unsafe { upstreams(umcf) };
+        let mut seats = Seats::new(cf, all);
         // SAFETY: as above.
-        if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats) } {
+        if let Err(msg) = unsafe { dump_paths(cfr, all) } {
             log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
             return NGX_ERROR as ngx_int_t;
         }
+        for &uscf in all {
+            // SAFETY: as above.
+            if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats) } {
+                log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
+                return NGX_ERROR as ngx_int_t;
+            }
+        }
+        NGX_OK as ngx_int_t
+    })
+}
+
+/// Gives each synced upstream its dump path: the default one (under the
+/// prefix) unless it has `upsync_dump_path`. Two upstreams with one file are
+/// refused: after a restart each would start with the other's servers.
+///
+/// # Safety
+/// `all` are the upstreams of the configuration in `cf`.
+unsafe fn dump_paths(
+    cf: &ngx_conf_t,
+    all: &[*mut ngx_http_upstream_srv_conf_t],
+) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let mut default_dir = None;
+    for &uscf in all {
+        // SAFETY: per the contract.
+        let Some(sc) = (unsafe { srv_conf(uscf) }).filter(|sc| sc.upsync.is_some()) else {
+            continue;
+        };
+        // SAFETY: the upstream's name lives as long as the cycle.
+        let name = String::from_utf8_lossy(unsafe { str_bytes(&(*uscf).host) }).into_owned();
+        if sc.dump_path.is_none() {
+            if default_dir.is_none() {
+                // SAFETY: per the contract.
+                default_dir = Some(unsafe { default_dump_dir(cf) }?);
+            }
+            let dir = default_dir.as_deref().unwrap_or_default();
+            sc.dump_path = Some(format!("{dir}/servers_{name}.conf"));
+        }
+        let path = sc.dump_path.clone().unwrap_or_default();
+        if let Some(other) = seen.insert(path.clone(), name.clone()) {
+            return Err(format!(
+                "upstreams \"{other}\" and \"{name}\" have the same dump file \"{path}\": \
+                 give each its own \"upsync_dump_path\""
+            ));
+        }
     }
-    NGX_OK as ngx_int_t
+    Ok(())
 }
 
 /// Election slots of the synced upstreams that have a `zone`.
@@ -466,10 +587,7 @@ unsafe fn take_over(
         .into_iter()
         .filter(|s| s.name != PLACEHOLDER)
         .collect();
-    let dump_path = sc
-        .dump_path
-        .clone()
-        .unwrap_or_else(|| format!("/tmp/servers_{name}.conf"));
+    let dump_path = sc.dump_path.clone().ok_or("no dump path")?;
     let initial = initial_servers(cf, &name, &dump_path, configured);
 
     let mut problems = Vec::new();
@@ -538,34 +656,31 @@ fn initial_servers(
     dump_path: &str,
     configured: Vec<Server>,
 ) -> Vec<Server> {
-    match std::fs::read_to_string(dump_path) {
-        Ok(text) => match dump::parse(&text) {
-            Ok(servers) if servers.iter().any(|s| !s.backup) => {
-                log!(
-                    NGX_LOG_NOTICE,
-                    cf.log,
-                    "upstream \"{}\" starts with the {} servers of \"{}\"",
-                    name,
-                    servers.len(),
-                    dump_path
-                );
-                return servers;
-            }
-            Ok(_) => {}
-            Err(e) => log!(
-                NGX_LOG_ERR,
+    match read_dump(cf, dump_path) {
+        Ok(Some(servers)) if servers.iter().any(|s| !s.backup) => {
+            log!(
+                NGX_LOG_NOTICE,
                 cf.log,
-                "upstream \"{}\": ignoring the dump file \"{}\": {}",
+                "upstream \"{}\" starts with the {} servers of \"{}\"",
                 name,
-                dump_path,
-                e
-            ),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                servers.len(),
+                dump_path
+            );
+            return servers;
+        }
+        Ok(Some(_)) => log!(
+            NGX_LOG_WARN,
+            cf.log,
+            "upstream \"{}\": the dump file \"{}\" has no usable primary server, \
+             starting with the configured servers",
+            name,
+            dump_path
+        ),
+        Ok(None) => {}
         Err(e) => log!(
             NGX_LOG_ERR,
             cf.log,
-            "upstream \"{}\": cannot read the dump file \"{}\": {}",
+            "upstream \"{}\": ignoring the dump file \"{}\": {}",
             name,
             dump_path,
             e
@@ -582,6 +697,76 @@ fn initial_servers(
         down: true,
         backup: false,
     }]
+}
+
+/// The usable servers of the dump file at `path`: `None` when there is no
+/// file, an error when it cannot be read or trusted. Servers that are not
+/// addresses (a file edited by hand) are left out.
+fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<Vec<Server>>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    // SAFETY: the core module's configuration exists while the
+    // configuration is parsed; geteuid has no preconditions.
+    let owners = [0, unsafe { libc::geteuid() }, unsafe { workers_uid(cf) }];
+    if let Some(why) = dump::untrusted(&meta, &owners) {
+        return Err(why);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &file, &mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let servers = dump::parse(&text)?;
+    Ok(Some(
+        servers
+            .into_iter()
+            .filter(|s| {
+                let ok = crate::registry::parse_address(&s.name).as_deref() == Ok(s.name.as_str());
+                if !ok {
+                    log!(
+                        NGX_LOG_WARN,
+                        cf.log,
+                        "the dump file \"{}\": server {} is not an address, left out",
+                        path,
+                        crate::registry::quote(&s.name)
+                    );
+                }
+                ok
+            })
+            .collect(),
+    ))
+}
+
+/// The user nginx's workers run as: the `user` directive's, else (when
+/// the master runs as root) nginx's default, "nobody".
+///
+/// # Safety
+/// `cf` is the configuration being parsed.
+unsafe fn workers_uid(cf: &ngx_conf_t) -> u32 {
+    // SAFETY: per the contract: the core module's conf is created before
+    // any directive is parsed.
+    let ccf = unsafe {
+        let ctx = (*cf.cycle).conf_ctx;
+        (*ctx.add(ngx::ffi::ngx_core_module.index)).cast::<ngx::ffi::ngx_core_conf_t>()
+    };
+    // SAFETY: as above. `user` is NGX_CONF_UNSET_UINT (all ones) unless set.
+    let user = unsafe { (*ccf).user };
+    if user != ngx::ffi::ngx_uid_t::MAX {
+        return user;
+    }
+    // SAFETY: a NUL-terminated name; getpwnam's result is read at once.
+    unsafe {
+        let pw = libc::getpwnam(c"nobody".as_ptr());
+        if pw.is_null() {
+            0
+        } else {
+            (*pw).pw_uid
+        }
+    }
 }
 
 /// Calls `f` on every synced upstream of the running cycle.
@@ -612,19 +797,16 @@ extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         return NGX_OK as ngx_int_t;
     }
     let writes_dump = worker == 0;
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: the running cycle.
-        unsafe { for_each_synced(cycle, |up| up.start(writes_dump)) }
-    }));
-    if r.is_err() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    NGX_OK as ngx_int_t
+        unsafe { for_each_synced(cycle, |up| up.start(writes_dump)) };
+        NGX_OK as ngx_int_t
+    })
 }
 
 extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    guard((), || {
         // SAFETY: the running cycle.
         unsafe { for_each_synced(cycle, Upstream::stop) }
-    }));
+    })
 }

@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use ngx::ffi::{
     ngx_cycle, ngx_del_timer, ngx_event_t, ngx_exiting, ngx_http_upstream_init_peer_pt,
-    ngx_http_upstream_srv_conf_t, ngx_log_t, ngx_msec_t, ngx_quit, ngx_terminate, NGX_LOG_ALERT,
-    NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_http_upstream_srv_conf_t, ngx_log_t, ngx_msec_t, ngx_quit, ngx_terminate, ngx_uint_t,
+    NGX_LOG_ALERT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 
 use super::client::{Fetch, FetchError, FetchOwner};
@@ -23,7 +23,7 @@ use crate::http::{build_request, Lines, ResponseParser};
 use crate::pace::Pacer;
 use crate::registry::consul::{self, IndexState};
 use crate::registry::etcdv3::{self, Event, WatchMessage};
-use crate::registry::{etcd, excerpt, ParseError, Parsed};
+use crate::registry::{etcd, excerpt, summary, ParseError, Parsed};
 use crate::server::Server;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -32,6 +32,15 @@ use base64::Engine as _;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Bound on connecting to the registry and sending the request.
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// How long a worker waits for the registries of all its
+/// `strong_dependency=on` upstreams together before it serves.
+const STRONG_BUDGET_MS: u64 = 10_000;
+
+thread_local! {
+    /// When this worker's `strong_dependency` wait ends (set by the first).
+    static STRONG_DEADLINE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
 
 pub(crate) struct Upstream {
     uscf: *mut ngx_http_upstream_srv_conf_t,
@@ -64,6 +73,9 @@ pub(crate) struct Upstream {
     token_fresh: bool,
     /// Only one process writes the dump file.
     writes_dump: bool,
+    /// The balancer accepts `backup` servers (nginx's round robin and
+    /// `least_conn` do; `ip_hash`, `hash` and `random` do not).
+    backups: bool,
     timer: ngx_event_t,
     fetch: Fetch,
     /// Keeps quick answers from making the loop spin.
@@ -146,6 +158,7 @@ impl Upstream {
             authenticating: false,
             token_fresh: false,
             writes_dump: false,
+            backups: u.flags & ngx::ffi::NGX_HTTP_UPSTREAM_BACKUP as ngx_uint_t != 0,
             // SAFETY: all-zero is the initial state of an nginx event.
             timer: unsafe { std::mem::zeroed() },
             fetch,
@@ -254,6 +267,20 @@ impl Upstream {
             self.stop_polling();
             self.writes_dump = false;
         }
+    }
+
+    fn schedule_next(&mut self, next: Next) {
+        self.schedule(match next {
+            Next::Now => 0,
+            Next::Interval => self.conf.interval_ms,
+            Next::Retry => self.retry_ms(),
+        });
+    }
+
+    /// The wait after a failure: `upsync_interval=0` means no pause after an
+    /// answer, but a failure always waits.
+    fn retry_ms(&self) -> u64 {
+        self.conf.interval_ms.max(crate::pace::MIN_PAUSE_MS)
     }
 
     fn schedule(&mut self, delay_ms: u64) {
@@ -379,12 +406,33 @@ impl Upstream {
     }
 
     /// `strong_dependency=on`: a plain read before the worker serves, bounded
-    /// by `upsync_timeout` (at most 10 s). On failure the worker serves the
-    /// list it has and says so.
+    /// by `upsync_timeout` and by what is left of the worker's
+    /// [`STRONG_BUDGET_MS`] for all its upstreams together. On failure the
+    /// worker serves the list it has and says so.
     fn pull_before_serving(&mut self) {
-        let bound = std::time::Duration::from_millis(self.conf.timeout_ms.min(10_000));
+        let now = std::time::Instant::now();
+        let deadline = STRONG_DEADLINE.with(|d| {
+            let deadline = d
+                .get()
+                .unwrap_or(now + std::time::Duration::from_millis(STRONG_BUDGET_MS));
+            d.set(Some(deadline));
+            deadline
+        });
         // Two exchanges when the first one only authenticates (etcd v3).
         for _ in 0..2 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.as_millis() == 0 {
+                log!(
+                    NGX_LOG_ERR,
+                    cycle_log(),
+                    "upstream \"{}\": strong_dependency: the worker has waited {} ms for its \
+                     registries before serving, its limit for all upstreams: serving the list it has",
+                    self.name,
+                    STRONG_BUDGET_MS
+                );
+                return;
+            }
+            let bound = left.min(std::time::Duration::from_millis(self.conf.timeout_ms));
             let request = self.next_request(false);
             let authenticating = self.authenticating;
             match super::blocking::exchange(self.registry, &request, bound, MAX_BODY) {
@@ -437,7 +485,7 @@ impl Upstream {
         if status != 200 {
             self.index.reset();
             self.log_bad_status(status, parser.body());
-            return Next::Interval;
+            return Next::Retry;
         }
         if self.index.observe(header_index) {
             let parsed = match self.conf.kind {
@@ -446,7 +494,10 @@ impl Upstream {
                 _ => consul::parse_kv(kv_prefix(&self.conf.path), parser.body()),
             };
             if !self.use_answer(parsed) {
+                // Not blocking on this index: the refused list is read and
+                // tried again after the interval, even if it does not change.
                 self.index.reset();
+                return Next::Retry;
             }
         }
         Next::Interval
@@ -465,7 +516,7 @@ impl Upstream {
                     Ok(_) => Next::Now,
                     Err(e) => {
                         self.log_unusable(&e);
-                        Next::Interval
+                        Next::Retry
                     }
                 };
             }
@@ -479,19 +530,20 @@ impl Upstream {
                 return Next::Now;
             }
             self.log_bad_status(status, body);
-            return Next::Interval;
+            return Next::Retry;
         }
         let next_wait = header_u64(parser, "X-Etcd-Index").and_then(|i| i.checked_add(1));
         match status {
             200 => {
                 if !self.use_answer(etcd::parse_v2_dir(body)) {
-                    return Next::Interval;
+                    // No watch: the refused list is read again.
+                    return Next::Retry;
                 }
             }
             404 => self.log_nothing_under(),
             _ => {
                 self.log_bad_status(status, body);
-                return Next::Interval;
+                return Next::Retry;
             }
         }
         self.etcd_wait = next_wait;
@@ -523,7 +575,7 @@ impl Upstream {
                         self.conf.user.as_deref().unwrap_or(""),
                         e
                     );
-                    Next::Interval
+                    Next::Retry
                 }
             };
         }
@@ -535,7 +587,7 @@ impl Upstream {
             self.v3_revision = None;
             if std::mem::take(&mut self.token_fresh) {
                 self.log_bad_status(status, parser.body());
-                return Next::Interval;
+                return Next::Retry;
             }
             log!(
                 NGX_LOG_INFO,
@@ -549,51 +601,53 @@ impl Upstream {
             self.token_fresh = false;
         }
         if std::mem::take(&mut self.watching) {
-            if status == 200 {
-                let rest = parser.body().to_vec();
-                let _ = self.watch_data(rest);
-            } else {
-                self.log_bad_status(status, parser.body());
-            }
             self.v3_revision = None;
-            return if status == 200 {
-                Next::Now
-            } else {
-                Next::Interval
+            if status != 200 {
+                self.log_bad_status(status, parser.body());
+                return Next::Retry;
+            }
+            let rest = parser.body().to_vec();
+            return match self.watch_data(rest) {
+                Watch::Ended(next) => next,
+                Watch::Open { .. } => Next::Now,
             };
         }
         if status != 200 {
             self.log_bad_status(status, parser.body());
-            return Next::Interval;
+            return Next::Retry;
         }
         match etcdv3::parse_range(parser.body()) {
             Ok((revision, keys)) => {
                 self.v3_keys = keys;
+                if !self.apply_v3_keys() {
+                    // No watch: the refused list is read again.
+                    return Next::Retry;
+                }
                 self.v3_revision = Some(revision);
-                self.apply_v3_keys();
                 Next::Now
             }
             Err(e) => {
                 self.log_unusable(&e);
-                Next::Interval
+                Next::Retry
             }
         }
     }
 
-    fn apply_v3_keys(&mut self) {
+    /// False when the list they make was refused.
+    fn apply_v3_keys(&mut self) -> bool {
         let parsed = etcdv3::servers(&self.conf.path, &self.v3_keys);
         if parsed.servers.is_empty() && self.v3_keys.is_empty() {
             self.log_nothing_under();
-            return;
+            return true;
         }
-        self.use_answer(Ok(parsed));
+        self.use_answer(Ok(parsed))
     }
 
     /// Lines of an etcd v3 watch stream. A watch that ended lets go of its
     /// partial line.
     fn watch_data(&mut self, data: Vec<u8>) -> Watch {
         let watch = self.watch_lines(data);
-        if matches!(watch, Watch::Ended) {
+        if matches!(watch, Watch::Ended(_)) {
             self.v3_line.clear();
         }
         watch
@@ -611,7 +665,7 @@ impl Upstream {
                     e
                 );
                 self.v3_revision = None;
-                return Watch::Ended;
+                return Watch::Ended(Next::Retry);
             }
         };
         let progress = !lines.is_empty();
@@ -632,7 +686,10 @@ impl Upstream {
                             Event::Delete(key) => self.v3_keys.remove(&key),
                         };
                     }
-                    self.apply_v3_keys();
+                    if !self.apply_v3_keys() {
+                        self.v3_revision = None;
+                        return Watch::Ended(Next::Retry);
+                    }
                 }
                 Ok(WatchMessage::Ended(why)) => {
                     log!(
@@ -643,12 +700,12 @@ impl Upstream {
                         why
                     );
                     self.v3_revision = None;
-                    return Watch::Ended;
+                    return Watch::Ended(Next::Now);
                 }
                 Err(e) => {
                     self.log_unusable(&e);
                     self.v3_revision = None;
-                    return Watch::Ended;
+                    return Watch::Ended(Next::Retry);
                 }
             }
         }
@@ -656,21 +713,20 @@ impl Upstream {
     }
 
     /// Applies a parsed answer, logging what was wrong in it; false when it
-    /// could not be used at all.
+    /// could not be used at all, or its list was refused.
     fn use_answer(&mut self, parsed: Result<Parsed, ParseError>) -> bool {
         match parsed {
             Ok(parsed) => {
-                for w in &parsed.warnings {
+                for line in summary(&parsed.warnings) {
                     log!(
                         NGX_LOG_ERR,
                         cycle_log(),
                         "upstream \"{}\": {}",
                         self.name,
-                        w
+                        line
                     );
                 }
-                self.apply(&parsed.servers);
-                true
+                self.apply(&parsed.servers)
             }
             Err(e) => {
                 self.log_unusable(&e);
@@ -680,12 +736,21 @@ impl Upstream {
     }
 
     fn log_nothing_under(&self) {
+        let path = path_only(&self.conf.path);
+        let hint = match self.conf.kind.path_prefix() {
+            Some(prefix) if !path.starts_with(prefix) => format!(
+                " (the path looks wrong: an upsync_type={} path starts with {prefix})",
+                self.conf.kind.name()
+            ),
+            _ => String::new(),
+        };
         log!(
             NGX_LOG_WARN,
             cycle_log(),
-            "upstream \"{}\": registry has nothing under {}, keeping the last list",
+            "upstream \"{}\": registry has nothing under {}{}, keeping the last list",
             self.name,
-            path_only(&self.conf.path)
+            path,
+            hint
         );
     }
 
@@ -725,16 +790,16 @@ impl Upstream {
         );
     }
 
-    /// The list `desired` makes of `current`, when it is a change that can
-    /// be applied.
+    /// The list `desired` makes of `current`: `None` when nothing changes,
+    /// an error when it is refused.
     fn merged(
         &self,
         current: &[Server],
         desired: &[Server],
         reversed: &mut bool,
-    ) -> Option<Vec<Server>> {
+    ) -> Result<Option<Vec<Server>>, ()> {
         match merge(current, desired, reversed) {
-            Outcome::Unchanged => None,
+            Outcome::Unchanged => Ok(None),
             Outcome::RefusedEmpty => {
                 log!(
                     NGX_LOG_ERR,
@@ -742,14 +807,15 @@ impl Upstream {
                     "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
                     self.name
                 );
-                None
+                Err(())
             }
-            Outcome::Changed(list) => Some(list),
+            Outcome::Changed(list) => Ok(Some(list)),
         }
     }
 
-    /// The apply path shared by every registry type.
-    fn apply(&mut self, desired: &[Server]) {
+    /// The apply path shared by every registry type: false when the list
+    /// was refused (and the last one kept).
+    fn apply(&mut self, desired: &[Server]) -> bool {
         #[cfg(ngx_resolve_peers)]
         if self.shared.is_some() {
             return self.apply_shared(desired);
@@ -758,8 +824,10 @@ impl Upstream {
         // SAFETY: the current generation is live while it is current.
         let current = unsafe { &*current };
         let mut reversed = self.reversed;
-        let Some(list) = self.merged(&current.servers, desired, &mut reversed) else {
-            return;
+        let list = match self.merged(&current.servers, desired, &mut reversed) {
+            Ok(Some(list)) => list,
+            Ok(None) => return true,
+            Err(()) => return false,
         };
         self.reversed = reversed;
         let mut problems = Vec::new();
@@ -789,7 +857,7 @@ impl Upstream {
                 "upstream \"{}\": no usable primary server in the new list: keeping the last list",
                 self.name
             );
-            return;
+            return false;
         }
         let gen = Box::into_raw(gen);
         let old = self.lineage.current();
@@ -803,14 +871,15 @@ impl Upstream {
         // SAFETY: `gen` is the live current generation.
         let servers = unsafe { &(*gen).servers };
         self.applied(servers);
+        true
     }
 
     /// Zone mode: the poller changes the shared lists every worker uses.
     #[cfg(ngx_resolve_peers)]
-    fn apply_shared(&mut self, desired: &[Server]) {
+    fn apply_shared(&mut self, desired: &[Server]) -> bool {
         use super::zone::{self, ApplyError};
         let Some(shared) = &self.shared else {
-            return;
+            return false;
         };
         // SAFETY: the cycle's election zone, mapped in every worker.
         let slot = unsafe { zone::slot(shared.election, shared.index) };
@@ -819,8 +888,10 @@ impl Upstream {
         // SAFETY: as above.
         let current = unsafe { zone::servers(peers) };
         let mut reversed = slot.reversed.load(std::sync::atomic::Ordering::Acquire);
-        let Some(list) = self.merged(&current, desired, &mut reversed) else {
-            return;
+        let list = match self.merged(&current, desired, &mut reversed) {
+            Ok(Some(list)) => list,
+            Ok(None) => return true,
+            Err(()) => return false,
         };
         let mut problems = Vec::new();
         // SAFETY: this worker is the poller, the only writer of the list.
@@ -836,8 +907,10 @@ impl Upstream {
         }
         match result {
             Ok(servers) => {
-                slot.reversed.store(reversed, std::sync::atomic::Ordering::Release);
+                slot.reversed
+                    .store(reversed, std::sync::atomic::Ordering::Release);
                 self.applied(&servers);
+                return true;
             }
             Err(ApplyError::NoPrimary) => log!(
                 NGX_LOG_ERR,
@@ -848,11 +921,13 @@ impl Upstream {
             Err(ApplyError::ZoneFull(n)) => log!(
                 NGX_LOG_ERR,
                 cycle_log(),
-                "upstream \"{}\": its zone has no room for {} new servers: keeping the last list; make the zone larger",
+                "upstream \"{}\": its zone has no room for {} new servers: keeping the last list \
+                 and trying again after the interval; make the zone larger",
                 self.name,
                 n
             ),
         }
+        false
     }
 
     /// After a change: say so, and write the dump file.
@@ -865,7 +940,9 @@ impl Upstream {
             servers.len()
         );
         if self.writes_dump {
-            if let Err(e) = dump::write_atomic(&self.dump_path, &dump::render(servers)) {
+            if let Err(e) =
+                dump::write_atomic(&self.dump_path, &dump::render(servers, self.backups))
+            {
                 log!(
                     NGX_LOG_ERR,
                     cycle_log(),
@@ -887,10 +964,10 @@ impl FetchOwner for Upstream {
     fn fetch_data(&mut self, data: Vec<u8>) -> bool {
         match self.watch_data(data) {
             Watch::Open { progress } => progress,
-            Watch::Ended => {
+            Watch::Ended(next) => {
                 self.fetch.close();
                 self.watching = false;
-                self.schedule(0);
+                self.schedule_next(next);
                 false
             }
         }
@@ -922,33 +999,32 @@ impl FetchOwner for Upstream {
                     self.name,
                     self.conf.authority,
                     e,
-                    self.conf.interval_ms
+                    self.retry_ms()
                 );
-                Next::Interval
+                Next::Retry
             }
         };
-        self.schedule(match next {
-            Next::Now => 0,
-            Next::Interval => self.conf.interval_ms,
-        });
+        self.schedule_next(next);
     }
 }
 
 /// What a watch stream's data did.
 enum Watch {
     /// The watch goes on; `progress`: a complete message arrived.
-    Open {
-        progress: bool,
-    },
-    Ended,
+    Open { progress: bool },
+    /// The watch is over; poll again then.
+    Ended(Next),
 }
 
 /// When to poll next.
 enum Next {
     /// At once: an etcd watch to start, or a full read after an event.
     Now,
-    /// After `upsync_interval`.
+    /// After `upsync_interval`: the registry answered.
     Interval,
+    /// After a failure (no usable answer, or a list that was refused):
+    /// after `upsync_interval`, and never at once.
+    Retry,
 }
 
 impl Drop for Upstream {

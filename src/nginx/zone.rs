@@ -102,17 +102,19 @@ pub(crate) unsafe fn add_election_zone(
 /// nginx calls it once per cycle in the master, with our zone mapped and its
 /// slab pool initialised.
 unsafe extern "C" fn init_election_zone(zone: *mut ngx_shm_zone_t, _old: *mut c_void) -> ngx_int_t {
-    // SAFETY: per the contract; `data` holds the count add_election_zone set.
-    unsafe {
-        let count = (*zone).data as usize;
-        let pool = (*zone).shm.addr.cast::<ngx_slab_pool_t>();
-        let slots = ngx_slab_calloc(pool, count.max(1) * size_of::<Slot>());
-        if slots.is_null() {
-            return NGX_ERROR as ngx_int_t;
+    super::guard(NGX_ERROR as ngx_int_t, || {
+        // SAFETY: per the contract; `data` holds the count add_election_zone set.
+        unsafe {
+            let count = (*zone).data as usize;
+            let pool = (*zone).shm.addr.cast::<ngx_slab_pool_t>();
+            let slots = ngx_slab_calloc(pool, count.max(1) * size_of::<Slot>());
+            if slots.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            (*zone).data = slots;
         }
-        (*zone).data = slots;
-    }
-    NGX_OK as ngx_int_t
+        NGX_OK as ngx_int_t
+    })
 }
 
 /// The election slot of the `index`-th zone upstream.

@@ -14,6 +14,16 @@ Modes:
   etcd-trickle      the same, but the endless line comes a byte every 100 ms
   etcd-forged       the same range; a watch answers a cancellation whose
                     reason carries a newline and a forged log line
+  etcd-watch-ends   the same range; a watch is created and ends at once
+  etcd-compacted    the same range; a watch answers "compacted" at once
+  etcd-401          every request: 401 "invalid auth token" (an auth request
+                    gets a token first)
+  etcd2-events      an etcd v2 directory of one server; a watch answers an
+                    event at once
+  status-500        every request: 500 "boom"
+  silent            reads the request, never answers
+  bad-keys          Consul KV: the server plus --bad N keys that are not
+                    addresses, a new X-Consul-Index each time, after 200 ms
 
 Every connection is counted; GET /_stats (any mode) answers
 {"connections": N}. SIGTERM stops it.
@@ -107,6 +117,52 @@ class Registry:
         conn.sendall(b"0\r\n\r\n")
 
 
+    def etcd_watch_ends(self, conn, line, request):
+        if "/v3/watch" not in line:
+            return self.etcd_range(conn)
+        self.watch_head(conn)
+        self.chunk(conn, b'{"result":{"header":{"revision":"5"},"created":true}}\n')
+        conn.sendall(b"0\r\n\r\n")
+
+    def etcd_compacted(self, conn, line, request):
+        if "/v3/watch" not in line:
+            return self.etcd_range(conn)
+        self.watch_head(conn)
+        msg = {"result": {"header": {"revision": "5"}, "compact_revision": "4", "canceled": True}}
+        self.chunk(conn, json.dumps(msg).encode() + b"\n")
+        conn.sendall(b"0\r\n\r\n")
+
+    def etcd_401(self, conn, line, request):
+        if "/v3/auth/authenticate" in line:
+            return send(conn, 200, json.dumps({"header": {}, "token": "tok.%d" % self.connections}))
+        send(conn, 401, json.dumps({"error": "etcdserver: invalid auth token", "code": 16}))
+
+    def etcd2_events(self, conn, line, request):
+        node = {"key": "/upstreams/app/" + self.server, "value": "", "modifiedIndex": 5}
+        if "wait=true" in line:
+            body = {"action": "set", "node": node}
+        else:
+            body = {"action": "get", "node": {"key": "/upstreams/app", "dir": True, "nodes": [node]}}
+        body = json.dumps(body).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Etcd-Index: 5\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+    def status_500(self, conn, line, request):
+        send(conn, 500, "boom", "text/plain")
+
+    def silent(self, conn, line, request):
+        time.sleep(3600)
+
+    def bad_keys(self, conn, line, request):
+        time.sleep(0.2)
+        keys = [{"Key": "upstreams/app/" + self.server, "Value": None}]
+        keys += [{"Key": "upstreams/app/bad-%d" % i, "Value": None} for i in range(self.bad)]
+        body = json.dumps(keys).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: %d\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (self.connections + 10, len(body), body))
+
+
 def read_request(conn):
     """The request's head and its Content-Length body, or None."""
     data = b""
@@ -132,7 +188,7 @@ def read_request(conn):
 def send(conn, status, body, content_type="application/json"):
     if isinstance(body, str):
         body = body.encode()
-    reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
     conn.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                  b"Connection: close\r\n\r\n%s" % (status, reason.encode(), content_type.encode(),
                                                    len(body), body))
@@ -143,10 +199,13 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--mode", required=True,
                     choices=["headers-forever", "echo", "etcd-endless-line", "etcd-trickle",
-                             "etcd-forged"])
-    ap.add_argument("--server", default="127.0.0.1:1", help="the server the etcd range holds")
+                             "etcd-forged", "etcd-watch-ends", "etcd-compacted", "etcd-401",
+                             "etcd2-events", "status-500", "silent", "bad-keys"])
+    ap.add_argument("--server", default="127.0.0.1:1", help="the server the answers hold")
+    ap.add_argument("--bad", type=int, default=10000, help="bad keys (bad-keys)")
     args = ap.parse_args()
     registry = Registry(args.mode, args.server)
+    registry.bad = args.bad
     sock = socket.create_server(("127.0.0.1", args.port), reuse_port=False)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("listening 127.0.0.1:%d" % sock.getsockname()[1], flush=True)
