@@ -112,7 +112,7 @@ upstream "test": "server localhost:8088 ... resolve" cannot be used with "upsync
     }
 --- must_die
 --- error_log
-upstream "test" has a "zone": syncing a shared-memory upstream needs nginx 1.27.3 or newer; remove "zone" to keep a list per worker
+nginx: [emerg] upsync: upstream "test" has a "zone": syncing a shared-memory upstream needs nginx 1.27.3 or newer; remove "zone" to keep a list per worker
 
 === TEST 12: the token never shows in errors
 --- http_config

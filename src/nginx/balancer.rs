@@ -14,7 +14,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::thread::LocalKey;
 
@@ -25,6 +24,7 @@ use ngx::ffi::{
 };
 
 use super::generation::Generation;
+use super::guard;
 use super::peers::str_bytes;
 use super::upstream::Upstream;
 
@@ -155,7 +155,7 @@ pub(crate) unsafe extern "C" fn init_peer(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
-    catch_unwind(AssertUnwindSafe(|| {
+    guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls peer.init with a live request and upstream;
         // ours has an Upstream since postconfiguration, whose current
         // generation is live.
@@ -190,8 +190,7 @@ pub(crate) unsafe extern "C" fn init_peer(
             pc.free = Some(free_peer);
             NGX_OK as ngx_int_t
         }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
+    })
 }
 
 /// `peer.get` of a request on a per-worker list.
@@ -200,7 +199,7 @@ pub(crate) unsafe extern "C" fn init_peer(
 /// nginx calls it with the request's live peer connection and the data the
 /// balancer's init put there.
 unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
-    catch_unwind(AssertUnwindSafe(|| {
+    guard(NGX_ERROR as ngx_int_t, || {
         let Some(h) = find::<Held>(pc) else {
             return NGX_ERROR as ngx_int_t;
         };
@@ -221,8 +220,7 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
             }
             rc
         }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
+    })
 }
 
 /// `peer.free` of a request on a per-worker list.
@@ -234,7 +232,7 @@ unsafe extern "C" fn free_peer(
     data: *mut c_void,
     state: ngx_uint_t,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    guard((), || {
         let Some(h) = find::<Held>(pc) else {
             return;
         };
@@ -249,7 +247,7 @@ unsafe extern "C" fn free_peer(
                 h.peer.len = 0;
             }
         }
-    }));
+    })
 }
 
 /// Zone mode: what a request needs to start again on a list the poller
@@ -310,7 +308,7 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
 ) -> ngx_int_t {
-    catch_unwind(AssertUnwindSafe(|| {
+    guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls peer.init with a live request and upstream;
         // ours has an Upstream since postconfiguration.
         unsafe {
@@ -338,8 +336,7 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
             pc.get = Some(get_peer_shared);
             NGX_OK as ngx_int_t
         }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
+    })
 }
 
 /// `peer.get` of a request on a zone upstream; see [`init_peer_shared`].
@@ -352,7 +349,7 @@ unsafe extern "C" fn get_peer_shared(
     _data: *mut c_void,
 ) -> ngx_int_t {
     let busy = ngx::ffi::NGX_BUSY as ngx_int_t;
-    catch_unwind(AssertUnwindSafe(|| {
+    guard(NGX_ERROR as ngx_int_t, || {
         let Some(restart) = find::<Restart>(pc) else {
             return NGX_ERROR as ngx_int_t;
         };
@@ -389,6 +386,5 @@ unsafe extern "C" fn get_peer_shared(
                 (*pc).get = Some(get_peer_shared);
             }
         }
-    }))
-    .unwrap_or(NGX_ERROR as ngx_int_t)
+    })
 }

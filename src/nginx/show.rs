@@ -1,6 +1,5 @@
 //! The `upstream_show` content handler.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use ngx::ffi::{
@@ -10,6 +9,7 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 
+use super::guard;
 use super::peers;
 use crate::show::{render, UpstreamView};
 
@@ -19,11 +19,10 @@ use crate::show::{render, UpstreamView};
 /// nginx calls content handlers with a live request.
 pub(crate) unsafe extern "C" fn upstream_show_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // No panic may unwind into nginx: turn one into a 500.
-    catch_unwind(AssertUnwindSafe(|| {
+    guard(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls content handlers with a valid request.
         unsafe { handle(&mut *r) }
-    }))
-    .unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
+    })
 }
 
 /// # Safety
