@@ -183,7 +183,7 @@ one 10
 [error]
 no room
 
-=== TEST 4: a zone too small for the registry's list: a clear error, the last list kept
+=== TEST 4: a zone too small for the registry's list: a clear error, the last list kept, the list tried again after the interval
 --- skip_nginx: <1.27.3
 --- registry: consul
 --- init
@@ -207,6 +207,7 @@ PY
     location /show { upstream_show; }
 --- steps
 >>> log upstream "a": its zone has no room for \d+ new servers: keeping the last list and trying again after the interval; make the zone larger
+>>> log (?s)its zone has no room for \d+ new servers.*its zone has no room for \d+ new servers
 >>> same /show?a 5
 Upstream name: a; Backend server count: 1
         server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=1 fail_timeout=10s;

@@ -657,7 +657,7 @@ fn initial_servers(
     configured: Vec<Server>,
 ) -> Vec<Server> {
     match read_dump(cf, dump_path) {
-        Ok(Some(servers)) if servers.iter().any(|s| !s.backup) => {
+        Ok(Some((servers, _))) if servers.iter().any(|s| !s.backup) => {
             log!(
                 NGX_LOG_NOTICE,
                 cf.log,
@@ -668,7 +668,8 @@ fn initial_servers(
             );
             return servers;
         }
-        Ok(Some(_)) => log!(
+        // An empty file (pre-created for an `include`) is no news.
+        Ok(Some((servers, left_out))) if !servers.is_empty() || left_out > 0 => log!(
             NGX_LOG_WARN,
             cf.log,
             "upstream \"{}\": the dump file \"{}\" has no usable primary server, \
@@ -676,7 +677,7 @@ fn initial_servers(
             name,
             dump_path
         ),
-        Ok(None) => {}
+        Ok(_) => {}
         Err(e) => log!(
             NGX_LOG_ERR,
             cf.log,
@@ -699,10 +700,11 @@ fn initial_servers(
     }]
 }
 
-/// The usable servers of the dump file at `path`: `None` when there is no
-/// file, an error when it cannot be read or trusted. Servers that are not
-/// addresses (a file edited by hand) are left out.
-fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<Vec<Server>>, String> {
+/// The usable servers of the dump file at `path`, and how many were left
+/// out: `None` when there is no file, an error when it cannot be read or
+/// trusted. Servers that are not addresses (a file edited by hand) are left
+/// out.
+fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<(Vec<Server>, usize)>, String> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -721,24 +723,25 @@ fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<Vec<Server>>, String>
     std::io::Read::read_to_string(&mut &file, &mut text)
         .map_err(|e| format!("cannot read it: {e}"))?;
     let servers = dump::parse(&text)?;
-    Ok(Some(
-        servers
-            .into_iter()
-            .filter(|s| {
-                let ok = crate::registry::parse_address(&s.name).as_deref() == Ok(s.name.as_str());
-                if !ok {
-                    log!(
-                        NGX_LOG_WARN,
-                        cf.log,
-                        "the dump file \"{}\": server {} is not an address, left out",
-                        path,
-                        crate::registry::quote(&s.name)
-                    );
-                }
-                ok
-            })
-            .collect(),
-    ))
+    let all = servers.len();
+    let usable: Vec<Server> = servers
+        .into_iter()
+        .filter(|s| {
+            let ok = crate::registry::parse_address(&s.name).as_deref() == Ok(s.name.as_str());
+            if !ok {
+                log!(
+                    NGX_LOG_WARN,
+                    cf.log,
+                    "the dump file \"{}\": server {} is not an address, left out",
+                    path,
+                    crate::registry::quote(&s.name)
+                );
+            }
+            ok
+        })
+        .collect();
+    let left_out = all - usable.len();
+    Ok(Some((usable, left_out)))
 }
 
 /// The user nginx's workers run as: the `user` directive's, else (when
