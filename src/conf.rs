@@ -299,7 +299,7 @@ pub fn parse_time_ms(s: &str) -> Option<u64> {
     Some(total)
 }
 
-fn parse_digits(s: &str) -> Option<u64> {
+pub(crate) fn parse_digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

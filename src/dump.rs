@@ -3,6 +3,7 @@
 //! can start from it when the registry is down.
 
 use std::collections::HashSet;
+use std::fmt;
 
 use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
@@ -26,11 +27,37 @@ pub fn render(servers: &[Server], backups: bool) -> String {
     out
 }
 
+/// What is wrong with a line, in nginx's words.
+type Problem = String;
+
+/// Why a dump file cannot be used.
+#[derive(Debug)]
+pub enum DumpError {
+    /// A line nginx would refuse too.
+    Line { line: usize, problem: String },
+    /// The file cannot be read.
+    Read(std::io::Error),
+    /// Another user may have written it (see [`untrusted`]).
+    Untrusted(String),
+}
+
+impl fmt::Display for DumpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Line { line, problem } => write!(f, "line {line}: {problem}"),
+            Self::Read(e) => write!(f, "cannot read it: {e}"),
+            Self::Untrusted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for DumpError {}
+
 /// Reads a dump file (or any file of `server` lines as nginx accepts them in
 /// an upstream: `weight=`, `max_fails=`, `fail_timeout=`, `down`, `backup`).
 /// Attributes that a line leaves out take nginx's defaults. Blank lines and
 /// `#` comments are skipped. The first bad line is an error: `line N: ...`.
-pub fn parse(text: &str) -> Result<Vec<Server>, String> {
+pub fn parse(text: &str) -> Result<Vec<Server>, DumpError> {
     let mut out: Vec<Server> = Vec::new();
     let mut names = HashSet::new();
     for (n, raw) in text.lines().enumerate() {
@@ -38,20 +65,21 @@ pub fn parse(text: &str) -> Result<Vec<Server>, String> {
         if line.is_empty() {
             continue;
         }
-        let server = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let at = |problem| DumpError::Line {
+            line: n + 1,
+            problem,
+        };
+        let server = parse_line(line).map_err(at)?;
         if !names.insert(server.name.clone()) {
-            return Err(format!(
-                "line {}: duplicate server \"{}\"",
-                n + 1,
-                server.name
-            ));
+            return Err(at(format!("duplicate server \"{}\"", server.name)));
         }
         out.push(server);
     }
     Ok(out)
 }
 
-fn parse_line(line: &str) -> Result<Server, String> {
+/// One line; the error is the problem, for [`DumpError::Line`].
+fn parse_line(line: &str) -> Result<Server, Problem> {
     let Some(body) = line.strip_suffix(';') else {
         return Err("missing \";\"".into());
     };
@@ -60,14 +88,7 @@ fn parse_line(line: &str) -> Result<Server, String> {
         return Err("expected \"server\"".into());
     }
     let name = words.next().ok_or("missing address")?;
-    let mut s = Server {
-        name: name.to_string(),
-        weight: 1,
-        max_fails: 1,
-        fail_timeout: 10,
-        down: false,
-        backup: false,
-    };
+    let mut s = Server::nginx_default(name.to_string());
     for word in words {
         let bad = || format!("invalid parameter \"{word}\"");
         // What nginx accepts, with the module's caps (see `server`).
@@ -198,22 +219,24 @@ mod tests {
         assert_eq!(servers[0].max_fails, 1);
         assert_eq!(servers[0].fail_timeout, 60);
         assert_eq!(
-            parse("server 10.0.0.1:80").unwrap_err(),
+            parse("server 10.0.0.1:80").unwrap_err().to_string(),
             "line 1: missing \";\""
         );
         assert_eq!(
-            parse("\nserver 10.0.0.1:80 weight=0;").unwrap_err(),
+            parse("\nserver 10.0.0.1:80 weight=0;")
+                .unwrap_err()
+                .to_string(),
             "line 2: invalid parameter \"weight=0\""
         );
         assert_eq!(
-            parse("upstream x;").unwrap_err(),
+            parse("upstream x;").unwrap_err().to_string(),
             "line 1: expected \"server\""
         );
         assert_eq!(
-            parse("server a:1;\nserver a:1;").unwrap_err(),
+            parse("server a:1;\nserver a:1;").unwrap_err().to_string(),
             "line 2: duplicate server \"a:1\""
         );
-        assert_eq!(parse("").unwrap(), vec![]);
+        assert!(parse("").unwrap().is_empty());
     }
 
     #[test]
@@ -267,9 +290,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("servers.conf");
         std::fs::write(&path, "").unwrap();
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
         let meta = std::fs::metadata(&path).unwrap();
+        let me = std::os::unix::fs::MetadataExt::uid(&meta);
         assert_eq!(untrusted(&meta, &[me]), None);
         assert!(untrusted(&meta, &[me + 1])
             .unwrap()

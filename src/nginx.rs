@@ -22,6 +22,11 @@ macro_rules! log {
 }
 pub(crate) use log;
 
+/// The running cycle's log, for messages that belong to no request.
+pub(crate) fn cycle_log() -> *mut ngx::ffi::ngx_log_t {
+    ngx::log::ngx_cycle_log().as_ptr()
+}
+
 /// Runs `f`, which nginx called into, and gives `on_panic` if it panics:
 /// no panic may unwind into nginx. Every `extern "C"` entry point of the
 /// module runs behind it.

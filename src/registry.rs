@@ -9,6 +9,7 @@
 pub mod consul;
 pub mod etcd;
 pub mod etcdv3;
+pub mod session;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
+use crate::conf::parse_digits;
 use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
 /// The servers a registry answer describes, plus the problems found in it
@@ -132,39 +134,32 @@ pub fn excerpt(body: &[u8], secrets: &[String]) -> String {
 /// The server a key under `folder` (a prefix ending in '/') names: `None`
 /// for a folder (the prefix itself included), an error that names the key
 /// for a key outside the folder, in a sub-folder or that is not an address.
-pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, String> {
+pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, ParseError> {
     if key.ends_with('/') || key.is_empty() || format!("{key}/") == folder {
         return Ok(None);
     }
     let Some(rest) = key.strip_prefix(folder) else {
-        return Err(format!(
+        return Err(ParseError(format!(
             "key {} is not under the prefix {}, skipped",
             quote(key),
             quote(folder)
-        ));
+        )));
     };
     if rest.contains('/') {
-        return Err(format!(
+        return Err(ParseError(format!(
             "key {} is in a sub-folder of the prefix, skipped",
             quote(key)
-        ));
+        )));
     }
     parse_address(rest)
         .map(Some)
-        .map_err(|e| format!("key {}: {e}, skipped", quote(key)))
+        .map_err(|e| ParseError(format!("key {}: {e}, skipped", quote(key))))
 }
 
 /// Defaults of registry-provided servers (C module): weight 1, max_fails 2,
 /// fail_timeout 10, not down, not backup.
 pub fn server_with_defaults(name: String) -> Server {
-    Server {
-        name,
-        weight: 1,
-        max_fails: 2,
-        fail_timeout: 10,
-        down: false,
-        backup: false,
-    }
+    Server::registry_default(name)
 }
 
 /// Validates and normalises a server address taken from a key or a catalog
@@ -172,46 +167,46 @@ pub fn server_with_defaults(name: String) -> Server {
 /// its canonical form inside brackets, IPv4 as a dotted quad. Host names are
 /// refused (a worker never resolves names), as are a missing port, a bare
 /// IPv6 literal, port 0 and ports above 65535.
-pub fn parse_address(s: &str) -> Result<String, String> {
+pub fn parse_address(s: &str) -> Result<String, ParseError> {
     if s.chars().any(forbidden) {
-        return Err(format!(
+        return Err(ParseError(format!(
             "{} holds characters an address cannot have (spaces, control \
              characters or one of ;{{}}#\"'\\$)",
             quote(s)
-        ));
+        )));
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
-            return Err(format!("{} has no closing ']'", quote(s)));
+            return Err(ParseError(format!("{} has no closing ']'", quote(s))));
         };
         let Some(port) = after.strip_prefix(':') else {
-            return Err(format!("{} has no port", quote(s)));
+            return Err(ParseError(format!("{} has no port", quote(s))));
         };
         let ip: Ipv6Addr = ip
             .parse()
-            .map_err(|_| format!("{} is not a valid IPv6 address", quote(s)))?;
+            .map_err(|_| ParseError(format!("{} is not a valid IPv6 address", quote(s))))?;
         (format!("[{ip}]"), port)
     } else {
         let Some((ip, port)) = s.rsplit_once(':') else {
-            return Err(format!("{} has no port", quote(s)));
+            return Err(ParseError(format!("{} has no port", quote(s))));
         };
         if ip.contains(':') {
-            return Err(format!(
+            return Err(ParseError(format!(
                 "{}: an IPv6 address needs brackets, as in [::1]:80",
                 quote(s)
-            ));
+            )));
         }
         let ip: Ipv4Addr = ip.parse().map_err(|_| {
-            format!(
+            ParseError(format!(
                 "{} is not an IP address (host names are not resolved)",
                 quote(s)
-            )
+            ))
         })?;
         (ip.to_string(), port)
     };
     match parse_port(port) {
         Some(p) => Ok(format!("{host}:{p}")),
-        None => Err(format!("{} has an invalid port", quote(s))),
+        None => Err(ParseError(format!("{} has an invalid port", quote(s)))),
     }
 }
 
@@ -229,12 +224,13 @@ fn parse_port(s: &str) -> Option<u16> {
     s.parse::<u16>().ok().filter(|&p| p > 0)
 }
 
-/// An unsigned decimal integer: digits only (no sign, no spaces).
-fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// A key prefix as a folder: ending with '/', unless empty (everything).
+pub(crate) fn folder(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
     }
-    s.parse().ok()
 }
 
 /// A JSON integer or a string holding one (`"3"`, `"-1"`, surrounding spaces
@@ -291,7 +287,15 @@ fn json_flag(v: &Value) -> Option<bool> {
 
 /// A JSON value for a log line, cut to a sensible length.
 fn show_value(v: &Value) -> String {
-    let text = v.to_string();
+    // JSON escapes the C0 controls, not DEL or the C1 ones.
+    let text: String = v
+        .to_string()
+        .chars()
+        .map(|c| match c.is_control() {
+            true => format!("\\u{{{:x}}}", c as u32),
+            false => c.to_string(),
+        })
+        .collect();
     match text.char_indices().nth(QUOTE_MAX) {
         Some((cut, _)) => format!("{}...", text.get(..cut).unwrap_or_default()),
         None => text,
@@ -460,7 +464,7 @@ mod tests {
 
     #[test]
     fn addresses_refused() {
-        let err = |s: &str| parse_address(s).unwrap_err();
+        let err = |s: &str| parse_address(s).unwrap_err().0;
         assert!(err("::1:8080").contains("brackets"));
         assert!(err("2001:db8::1").contains("brackets"));
         assert!(err("backend.local:80").contains("not resolved"));
@@ -540,7 +544,7 @@ mod tests {
             "[::1]:80#",
             "$x:1",
         ] {
-            let e = parse_address(name).unwrap_err();
+            let e = parse_address(name).unwrap_err().0;
             assert!(
                 e.contains("characters an address cannot have"),
                 "{name}: {e}"
@@ -688,6 +692,12 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
         let (_, w) = attrs(&format!(r#"{{"weight":"{}"}}"#, "x".repeat(1000)));
         assert!(w[0].len() < 300, "{}", w[0]);
+        // Control characters JSON leaves as they are (DEL, C1) are escaped.
+        let (_, w) = attrs("{\"weight\":\"1\u{7f}\u{85}2\"}");
+        assert_eq!(
+            w[0],
+            r#"key "up/10.0.0.1:80": invalid weight "1\u{7f}\u{85}2", using the default"#
+        );
     }
 
     fn tagged(tags: &[&str]) -> (Server, Vec<String>) {

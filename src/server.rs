@@ -29,6 +29,28 @@ pub struct Server {
 }
 
 impl Server {
+    /// A `server` line's defaults in nginx: weight 1, max_fails 1,
+    /// fail_timeout 10 s, neither down nor backup.
+    pub fn nginx_default(name: String) -> Server {
+        Server {
+            name,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: 10,
+            down: false,
+            backup: false,
+        }
+    }
+
+    /// A registry entry's defaults, the C module's: as nginx's, but
+    /// max_fails 2.
+    pub fn registry_default(name: String) -> Server {
+        Server {
+            max_fails: 2,
+            ..Server::nginx_default(name)
+        }
+    }
+
     /// Appends `server <name> weight=.. max_fails=.. fail_timeout=..s[ down];\n`.
     pub fn write_line(&self, out: &mut String) {
         // Writing to a String cannot fail.

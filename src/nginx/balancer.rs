@@ -25,7 +25,6 @@ use ngx::ffi::{
 
 use super::generation::Generation;
 use super::guard;
-use super::peers::str_bytes;
 use super::upstream::Upstream;
 
 /// A synced upstream's runtime and the balancer's own `peer.init`.
@@ -216,7 +215,7 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
             if got && !(*pc).name.is_null() {
                 // Every stock balancer points `name` at the chosen peer's.
                 h.peer = *(*pc).name;
-                (*h.gen).lineage().opened(str_bytes(&h.peer), h.gen);
+                (*h.gen).lineage().opened(h.peer.as_bytes(), h.gen);
             }
             rc
         }
@@ -243,7 +242,7 @@ unsafe extern "C" fn free_peer(
                 free(pc, data, state);
             }
             if h.peer.len != 0 {
-                (*h.gen).lineage().closed(str_bytes(&h.peer), h.gen);
+                (*h.gen).lineage().closed(h.peer.as_bytes(), h.gen);
                 h.peer.len = 0;
             }
         }

@@ -3,7 +3,6 @@
 //! registry type. One request per connection; the response is parsed by
 //! [`crate::http::ResponseParser`].
 
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -16,38 +15,14 @@ use ngx::ffi::{
 
 use super::generation::SockAddr;
 use super::log;
-use crate::http::{ParseError, ResponseParser};
-
-/// How an exchange failed.
-#[derive(Debug)]
-pub(crate) enum FetchError {
-    Connect,
-    TimedOut(&'static str),
-    Send,
-    Recv,
-    Parse(ParseError),
-    /// The worker is shutting down and asked idle connections to close.
-    Closing,
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Connect => f.write_str("cannot connect"),
-            Self::TimedOut(what) => write!(f, "{what} timed out"),
-            Self::Send => f.write_str("send failed"),
-            Self::Recv => f.write_str("recv failed"),
-            Self::Parse(e) => write!(f, "bad response: {e}"),
-            Self::Closing => f.write_str("closed for shutdown"),
-        }
-    }
-}
+use crate::http::ResponseParser;
+use crate::registry::session::{Failure, Phase};
 
 /// The owner of a [`Fetch`]: told when the exchange ends.
 pub(crate) trait FetchOwner {
     fn fetch(&mut self) -> &mut Fetch;
     /// The exchange ended; the connection is already closed.
-    fn fetch_done(&mut self, result: Result<ResponseParser, FetchError>);
+    fn fetch_done(&mut self, result: Result<ResponseParser, Failure>);
     /// A streaming exchange received more of a 200 response's body. The
     /// owner may close the fetch from here. It says whether the data
     /// completed a message: only that keeps the stream from timing out.
@@ -140,7 +115,7 @@ impl Fetch {
         if c.is_null() || (rc != NGX_OK as isize && rc != NGX_AGAIN as isize) {
             f.close();
             // SAFETY: `owner` is live; `f` is no longer used.
-            unsafe { (*owner).fetch_done(Err(FetchError::Connect)) };
+            unsafe { (*owner).fetch_done(Err(Failure::Connect(None))) };
             return;
         }
         // SAFETY: `c` is the fresh connection nginx just set up for us.
@@ -197,23 +172,22 @@ unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: 
     // SAFETY: forwarded from the handler's contract.
     let r = catch_unwind(AssertUnwindSafe(|| unsafe { drive(owner, c, read) }));
     if r.is_err() {
-        // SAFETY: the cycle log is live in a worker.
         log!(
             NGX_LOG_ALERT,
-            unsafe { (*ngx_cycle).log },
+            super::cycle_log(),
             "registry client panicked"
         );
         // SAFETY: `owner` is live; drop the connection, report a failure.
         unsafe {
             (*owner).fetch().close();
-            (*owner).fetch_done(Err(FetchError::Recv));
+            (*owner).fetch_done(Err(Failure::Recv));
         }
     }
 }
 
 enum Step {
     Pending,
-    Done(Result<ResponseParser, FetchError>),
+    Done(Result<ResponseParser, Failure>),
 }
 
 /// # Safety
@@ -266,11 +240,15 @@ impl Fetch {
         unsafe {
             let wev = (*c).write;
             if (*wev).timedout() != 0 {
-                let what = if self.sent == 0 { "connect" } else { "send" };
-                return Step::Done(Err(FetchError::TimedOut(what)));
+                let what = if self.sent == 0 {
+                    Phase::Connect
+                } else {
+                    Phase::Send
+                };
+                return Step::Done(Err(Failure::TimedOut(what)));
             }
             let Some(send) = (*c).send else {
-                return Step::Done(Err(FetchError::Send));
+                return Step::Done(Err(Failure::Send));
             };
             while self.sent < self.request.len() {
                 let rest = &self.request[self.sent..];
@@ -279,7 +257,7 @@ impl Fetch {
                     self.sent += n as usize;
                 } else if n == NGX_AGAIN as isize {
                     if ngx_handle_write_event(wev, 0) != NGX_OK as isize {
-                        return Step::Done(Err(FetchError::Send));
+                        return Step::Done(Err(Failure::Send));
                     }
                     if (*wev).timer_set() == 0 {
                         ngx::ffi::ngx_add_timer(wev, self.connect_timeout);
@@ -287,9 +265,9 @@ impl Fetch {
                     return Step::Pending;
                 } else if self.sent == 0 {
                     // A nonblocking connect reports its failure here.
-                    return Step::Done(Err(FetchError::Connect));
+                    return Step::Done(Err(Failure::Connect(None)));
                 } else {
-                    return Step::Done(Err(FetchError::Send));
+                    return Step::Done(Err(Failure::Send));
                 }
             }
             // Sent: from now on only reading matters, within the read timeout,
@@ -312,20 +290,20 @@ impl Fetch {
         unsafe {
             let rev = (*c).read;
             if (*c).close() != 0 {
-                return Step::Done(Err(FetchError::Closing));
+                return Step::Done(Err(Failure::Closing));
             }
             if (*rev).timedout() != 0 {
-                return Step::Done(Err(FetchError::TimedOut("read")));
+                return Step::Done(Err(Failure::TimedOut(Phase::Read)));
             }
             if self.sent < self.request.len() {
                 // Readable before the request went out: wait for the writer.
                 return Step::Pending;
             }
             let Some(recv) = (*c).recv else {
-                return Step::Done(Err(FetchError::Recv));
+                return Step::Done(Err(Failure::Recv));
             };
             let Some(parser) = self.parser.as_mut() else {
-                return Step::Done(Err(FetchError::Recv));
+                return Step::Done(Err(Failure::Recv));
             };
             let mut buf = [0u8; 16384];
             loop {
@@ -339,20 +317,20 @@ impl Fetch {
                             }
                         }
                         Ok(false) => continue,
-                        Err(e) => return Step::Done(Err(FetchError::Parse(e))),
+                        Err(e) => return Step::Done(Err(Failure::Parse(e))),
                     }
                 } else if n == 0 {
                     return Step::Done(match parser.finish() {
                         Ok(()) => Ok(self.take_parser()),
-                        Err(e) => Err(FetchError::Parse(e)),
+                        Err(e) => Err(Failure::Parse(e)),
                     });
                 } else if n == NGX_AGAIN as isize {
                     if ngx_handle_read_event(rev, 0) != NGX_OK as isize {
-                        return Step::Done(Err(FetchError::Recv));
+                        return Step::Done(Err(Failure::Recv));
                     }
                     return Step::Pending;
                 } else {
-                    return Step::Done(Err(FetchError::Recv));
+                    return Step::Done(Err(Failure::Recv));
                 }
             }
         }

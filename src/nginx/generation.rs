@@ -32,7 +32,7 @@ use ngx::ffi::{
     sockaddr, socklen_t, time_t,
 };
 
-use super::peers::{str_bytes, Tables};
+use super::peers::Tables;
 use crate::chash;
 use crate::server::Server;
 
@@ -261,8 +261,7 @@ impl<'a> PeerSource<'a> {
         }
         let mut by_name = HashMap::with_capacity(peers.len());
         for (i, p) in peers.iter().enumerate() {
-            // SAFETY: a peer's name lives as long as the peer.
-            by_name.entry(unsafe { str_bytes(&p.name) }).or_insert(i);
+            by_name.entry(p.name.as_bytes()).or_insert(i);
         }
         PeerSource { peers, by_name }
     }
@@ -277,8 +276,7 @@ impl<'a> PeerSource<'a> {
             .iter()
             .enumerate()
             .map(|(i, p)| Server {
-                // SAFETY: a peer's name lives as long as the peer.
-                name: String::from_utf8_lossy(unsafe { str_bytes(&p.name) }).into_owned(),
+                name: String::from_utf8_lossy(p.name.as_bytes()).into_owned(),
                 weight: p.weight as i64,
                 max_fails: p.max_fails as u64,
                 fail_timeout: p.fail_timeout,
@@ -341,6 +339,7 @@ impl Generation {
             // SAFETY: all-zero is a valid value of these C structs (null
             // pointers, zero counters), as nginx's own pcalloc relies on.
             primary: unsafe { mem::zeroed() },
+            // SAFETY: as above.
             backup: unsafe { mem::zeroed() },
             peers: Vec::with_capacity(kept.len()),
             store,
@@ -425,8 +424,8 @@ impl Generation {
             .map(|i| {
                 let range = total;
                 total += self.peers[i].weight as ngx_uint_t;
-                // SAFETY: i < n_primary <= peers.len().
                 RandomRange {
+                    // SAFETY: i < n_primary <= peers.len().
                     peer: unsafe { base.add(i) },
                     range,
                 }
@@ -437,8 +436,8 @@ impl Generation {
     /// `hash ... consistent`'s ring of the primary peers (see [`chash`]).
     fn build_ring(&mut self, n_primary: usize) {
         let points = chash::ring(self.peers[..n_primary].iter().map(|p| {
-            // SAFETY: `server` points to the peer's name in `store`.
-            (unsafe { str_bytes(&p.server) }, p.weight as usize)
+            // `server` points to the peer's name in `store`.
+            (p.server.as_bytes(), p.weight as usize)
         }));
         const WORDS: usize = size_of::<ChashPoint>() / size_of::<usize>();
         let mut ring = vec![0usize; 1 + points.len() * WORDS];

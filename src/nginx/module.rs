@@ -21,12 +21,12 @@ use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
-use super::peers::{str_bytes, upstreams};
+use super::peers::upstreams;
 use super::show::upstream_show_handler;
 use super::upstream::Upstream;
 use super::{guard, log};
-use crate::conf::{parse_upsync, valid_lb, UpsyncConf};
-use crate::dump;
+use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
+use crate::dump::{self, DumpError};
 use crate::server::Server;
 
 /// What `upsync*` directives say about one upstream, and, once configured,
@@ -120,8 +120,7 @@ pub static mut ngx_http_upsync_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-const CONF_OK: *mut c_char = ptr::null_mut();
-const CONF_ERROR: *mut c_char = usize::MAX as *mut c_char; // NGX_CONF_ERROR
+use ngx::core::{NGX_CONF_ERROR as CONF_ERROR, NGX_CONF_OK as CONF_OK};
 
 /// The directive's arguments after its name.
 ///
@@ -132,8 +131,7 @@ unsafe fn args(cf: &ngx_conf_t) -> Vec<String> {
     let all: &[ngx_str_t] = unsafe { (*cf.args).as_slice() };
     all.iter()
         .skip(1)
-        // SAFETY: argument strings live as long as the configuration pool.
-        .map(|a| String::from_utf8_lossy(unsafe { str_bytes(a) }).into_owned())
+        .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
         .collect()
 }
 
@@ -179,7 +177,8 @@ extern "C" fn set_upsync(
             return c"is not allowed here".as_ptr().cast_mut();
         };
         // SAFETY: `uscf` is the upstream being parsed; `cf->pool` outlives it.
-        if unsafe { add_placeholder(cfr, uscf) }.is_err() {
+        if let Err(e) = unsafe { add_placeholder(cfr, uscf) } {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"upsync\" directive: {}", e);
             return CONF_ERROR;
         }
         sc.upsync = Some(parsed);
@@ -197,9 +196,9 @@ extern "C" fn set_upsync(
 unsafe fn add_placeholder(
     cf: &ngx_conf_t,
     uscf: &mut ngx_http_upstream_srv_conf_t,
-) -> Result<(), ()> {
+) -> Result<(), ConfError> {
     if uscf.servers.is_null() {
-        return Err(());
+        return Err(ConfError("the upstream has no server list".into()));
     }
     let pool = cf.pool;
     // SAFETY: allocations from the configuration pool, filled before use.
@@ -210,7 +209,7 @@ unsafe fn add_placeholder(
         let sa = ngx::ffi::ngx_pcalloc(pool, size_of::<SockAddr>()).cast::<SockAddr>();
         let name = ngx::ffi::ngx_pnalloc(pool, PLACEHOLDER.len()).cast::<u8>();
         if s.is_null() || addr.is_null() || sa.is_null() || name.is_null() {
-            return Err(());
+            return Err(ConfError("out of memory".into()));
         }
         ptr::copy_nonoverlapping(PLACEHOLDER.as_ptr(), name, PLACEHOLDER.len());
         sa.write(SockAddr::from_socket_addr(SocketAddr::from((
@@ -228,9 +227,10 @@ unsafe fn add_placeholder(
         (*s).name = name;
         (*s).addrs = addr;
         (*s).naddrs = 1;
-        (*s).weight = 1;
-        (*s).max_fails = 1;
-        (*s).fail_timeout = 10;
+        let d = Server::nginx_default(String::new());
+        (*s).weight = d.weight as ngx_uint_t;
+        (*s).max_fails = d.max_fails as ngx_uint_t;
+        (*s).fail_timeout = d.fail_timeout as _;
         (*s).down = 1;
     }
     Ok(())
@@ -279,9 +279,8 @@ unsafe fn full_name(cf: &ngx_conf_t, name: &str) -> String {
     if name.starts_with('/') {
         return name.to_string();
     }
-    // SAFETY: per the contract; the prefix lives as long as the cycle and
-    // ends with '/'.
-    let prefix = String::from_utf8_lossy(unsafe { str_bytes(&(*cf.cycle).prefix) });
+    // SAFETY: per the contract, the cycle is live; its prefix ends with '/'.
+    let prefix = String::from_utf8_lossy(unsafe { (*cf.cycle).prefix.as_bytes() });
     format!("{prefix}{name}")
 }
 
@@ -297,10 +296,10 @@ const DEFAULT_DUMP_DIR: &str = "upsync";
 ///
 /// # Safety
 /// `cf` is the configuration being built.
-unsafe fn default_dump_dir(cf: &ngx_conf_t) -> Result<String, String> {
+unsafe fn default_dump_dir(cf: &ngx_conf_t) -> Result<String, ConfError> {
     // SAFETY: per the contract.
     let dir = unsafe { full_name(cf, DEFAULT_DUMP_DIR) };
-    let failed = || format!("cannot add the directory \"{dir}\"");
+    let failed = || ConfError(format!("cannot add the directory \"{dir}\""));
     // SAFETY: a path in the configuration's pool, filled before nginx sees
     // it; `ngx_add_path` keeps one entry per name (the tag is the module).
     unsafe {
@@ -439,7 +438,7 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 unsafe fn dump_paths(
     cf: &ngx_conf_t,
     all: &[*mut ngx_http_upstream_srv_conf_t],
-) -> Result<(), String> {
+) -> Result<(), ConfError> {
     let mut seen: std::collections::HashMap<String, String> = Default::default();
     let mut default_dir = None;
     for &uscf in all {
@@ -447,8 +446,8 @@ unsafe fn dump_paths(
         let Some(sc) = (unsafe { srv_conf(uscf) }).filter(|sc| sc.upsync.is_some()) else {
             continue;
         };
-        // SAFETY: the upstream's name lives as long as the cycle.
-        let name = String::from_utf8_lossy(unsafe { str_bytes(&(*uscf).host) }).into_owned();
+        // SAFETY: per the contract, `uscf` is a live upstream.
+        let name = String::from_utf8_lossy(unsafe { (*uscf).host.as_bytes() }).into_owned();
         if sc.dump_path.is_none() {
             if default_dir.is_none() {
                 // SAFETY: per the contract.
@@ -459,10 +458,10 @@ unsafe fn dump_paths(
         }
         let path = sc.dump_path.clone().unwrap_or_default();
         if let Some(other) = seen.insert(path.clone(), name.clone()) {
-            return Err(format!(
+            return Err(ConfError(format!(
                 "upstreams \"{other}\" and \"{name}\" have the same dump file \"{path}\": \
                  give each its own \"upsync_dump_path\""
-            ));
+            )));
         }
     }
     Ok(())
@@ -513,7 +512,7 @@ unsafe fn take_over(
     cf: &ngx_conf_t,
     uscf: *mut ngx_http_upstream_srv_conf_t,
     #[cfg_attr(not(ngx_resolve_peers), allow(unused_variables))] seats: &mut Seats,
-) -> Result<(), String> {
+) -> Result<(), ConfError> {
     // SAFETY: per the contract.
     let Some(sc) = (unsafe { srv_conf(uscf) }) else {
         return Ok(());
@@ -526,7 +525,7 @@ unsafe fn take_over(
     // SAFETY: the upstream's name and file name live as long as the cycle.
     let (name, file) = unsafe {
         (
-            String::from_utf8_lossy(str_bytes(&u.host)).into_owned(),
+            String::from_utf8_lossy(u.host.as_bytes()).into_owned(),
             if u.file_name.is_null() {
                 String::new()
             } else {
@@ -540,10 +539,10 @@ unsafe fn take_over(
     let zoned = !u.shm_zone.is_null();
     #[cfg(not(ngx_resolve_peers))]
     if zoned {
-        return Err(format!(
+        return Err(ConfError(format!(
             "upstream \"{name}\" has a \"zone\": syncing a shared-memory upstream \
              needs nginx 1.27.3 or newer; remove \"zone\" to keep a list per worker {at}"
-        ));
+        )));
     }
     #[cfg(ngx_resolve_peers)]
     let shared = match (zoned, seats.zone) {
@@ -559,23 +558,23 @@ unsafe fn take_over(
             })
         }
         (true, _) => {
-            return Err(format!(
+            return Err(ConfError(format!(
                 "upstream \"{name}\": cannot declare the shared memory zone of upsync {at}"
-            ))
+            )))
         }
     };
     // SAFETY: as above.
     if let Some(server) = unsafe { resolved_server(u) } {
-        return Err(format!(
+        return Err(ConfError(format!(
             "upstream \"{name}\": \"server {server} ... resolve\" cannot be used with \"upsync\": \
              the registry decides the upstream's servers; list the name in the registry, \
              or move the server to an upstream without \"upsync\" {at}"
-        ));
+        )));
     }
     if u.peer.data.is_null() {
-        return Err(format!(
+        return Err(ConfError(format!(
             "upstream \"{name}\" has no round-robin peer list {at}"
-        ));
+        )));
     }
 
     // SAFETY: nginx's list of the upstream, live for the cycle.
@@ -587,11 +586,16 @@ unsafe fn take_over(
         .into_iter()
         .filter(|s| s.name != PLACEHOLDER)
         .collect();
-    let dump_path = sc.dump_path.clone().ok_or("no dump path")?;
+    let dump_path = sc
+        .dump_path
+        .clone()
+        .ok_or_else(|| ConfError("no dump path".into()))?;
     let initial = initial_servers(cf, &name, &dump_path, configured);
 
     let mut problems = Vec::new();
-    let registry = sc.registry.ok_or("no registry address")?;
+    let registry = sc
+        .registry
+        .ok_or_else(|| ConfError("no registry address".into()))?;
     // SAFETY: per the contract.
     let up = unsafe {
         Upstream::install(
@@ -637,8 +641,7 @@ unsafe fn resolved_server(u: &ngx_http_upstream_srv_conf_t) -> Option<String> {
         servers
             .iter()
             .find(|s| s.host.len != 0)
-            // SAFETY: the server line's name lives as long as the cycle.
-            .map(|s| String::from_utf8_lossy(unsafe { str_bytes(&s.name) }).into_owned())
+            .map(|s| String::from_utf8_lossy(s.name.as_bytes()).into_owned())
     }
     #[cfg(not(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone")))]
     {
@@ -691,12 +694,8 @@ fn initial_servers(
         return configured;
     }
     vec![Server {
-        name: PLACEHOLDER.into(),
-        weight: 1,
-        max_fails: 1,
-        fail_timeout: 10,
         down: true,
-        backup: false,
+        ..Server::nginx_default(PLACEHOLDER.into())
     }]
 }
 
@@ -704,24 +703,21 @@ fn initial_servers(
 /// out: `None` when there is no file, an error when it cannot be read or
 /// trusted. Servers that are not addresses (a file edited by hand) are left
 /// out.
-fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<(Vec<Server>, usize)>, String> {
+fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<(Vec<Server>, usize)>, DumpError> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read it: {e}")),
+        Err(e) => return Err(DumpError::Read(e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = file.metadata().map_err(DumpError::Read)?;
     // SAFETY: the core module's configuration exists while the
     // configuration is parsed; geteuid has no preconditions.
     let owners = [0, unsafe { libc::geteuid() }, unsafe { workers_uid(cf) }];
     if let Some(why) = dump::untrusted(&meta, &owners) {
-        return Err(why);
+        return Err(DumpError::Untrusted(why));
     }
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut &file, &mut text)
-        .map_err(|e| format!("cannot read it: {e}"))?;
+    std::io::Read::read_to_string(&mut &file, &mut text).map_err(DumpError::Read)?;
     let servers = dump::parse(&text)?;
     let all = servers.len();
     let usable: Vec<Server> = servers

@@ -5,25 +5,12 @@ use std::slice;
 
 use ngx::ffi::{
     ngx_http_complex_value_t, ngx_http_upstream_main_conf_t, ngx_http_upstream_rr_peers_t,
-    ngx_http_upstream_srv_conf_t, ngx_module_t, ngx_str_t,
+    ngx_http_upstream_srv_conf_t, ngx_module_t,
 };
 
 use super::generation::{PeerSource, PLACEHOLDER};
 use crate::server::Server;
 use crate::show::UpstreamView;
-
-/// The bytes of an `ngx_str_t`.
-///
-/// # Safety
-/// `s.data` must point to `s.len` readable bytes (or `len` be 0) for `'a`.
-pub(crate) unsafe fn str_bytes<'a>(s: &ngx_str_t) -> &'a [u8] {
-    if s.len == 0 || s.data.is_null() {
-        &[]
-    } else {
-        // SAFETY: guaranteed by the caller.
-        unsafe { slice::from_raw_parts(s.data, s.len) }
-    }
-}
 
 /// Every upstream of the http block, in config order.
 ///
@@ -46,8 +33,7 @@ pub(crate) unsafe fn upstreams(
 /// `uscf` must be a live upstream of the running cycle whose `peer.data`, when
 /// set, is a round-robin peer list (every stock balancer builds on it).
 pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> UpstreamView {
-    // SAFETY: the host string lives as long as the cycle.
-    let name = String::from_utf8_lossy(unsafe { str_bytes(&uscf.host) }).into_owned();
+    let name = String::from_utf8_lossy(uscf.host.as_bytes()).into_owned();
     let peers = uscf.peer.data as *mut ngx_http_upstream_rr_peers_t;
     let servers = if peers.is_null() {
         None
@@ -72,9 +58,11 @@ unsafe fn with_rlock<T>(
         // nginx lock functions, shared with every other process.
         let shared = unsafe { !(*peers).shpool.is_null() };
         if shared {
+            // SAFETY: as above; the lock is taken and released here, in pairs.
             unsafe { ngx::ffi::ngx_rwlock_rlock(&mut (*peers).rwlock) };
             // SAFETY: the read lock keeps writers out while `f` reads.
             let out = f(unsafe { &*peers });
+            // SAFETY: the lock this function took.
             unsafe { ngx::ffi::ngx_rwlock_unlock(&mut (*peers).rwlock) };
             return out;
         }

@@ -37,9 +37,10 @@ unsafe fn handle(r: &mut ngx_http_request_t) -> ngx_int_t {
         return rc;
     }
 
-    // SAFETY: the args string lives as long as the request.
-    let args = unsafe { peers::str_bytes(&r.args) };
-    let body = render(args, &unsafe { snapshot() });
+    let args = r.args.as_bytes();
+    // SAFETY: a request handler runs in a worker of the running cycle.
+    let upstreams = unsafe { snapshot() };
+    let body = render(args, &upstreams);
 
     r.headers_out.status = 200;
     r.headers_out.content_type.len = "text/plain".len();

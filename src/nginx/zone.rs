@@ -264,8 +264,7 @@ pub(crate) unsafe fn apply(
             while !p.is_null() {
                 // SAFETY: as above.
                 unsafe {
-                    m.entry(super::peers::str_bytes(&(*p).name).to_vec())
-                        .or_insert(p);
+                    m.entry((*p).name.as_bytes().to_vec()).or_insert(p);
                     all.push(p);
                     p = (*p).next;
                 }

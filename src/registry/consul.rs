@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::{
-    apply_attributes, apply_tags, key_address, parse_address, parse_json, quote,
+    apply_attributes, apply_tags, folder, key_address, parse_address, parse_json, quote,
     server_with_defaults,
 };
 use super::{ParseError, Parsed};
@@ -60,17 +60,6 @@ fn array(body: &[u8]) -> Result<Vec<Value>, ParseError> {
     }
 }
 
-/// The KV prefix as Consul spells keys: no leading '/', a trailing '/'
-/// unless empty (the whole KV store).
-fn folder(prefix: &str) -> String {
-    let p = prefix.trim_start_matches('/');
-    if p.is_empty() || p.ends_with('/') {
-        p.to_string()
-    } else {
-        format!("{p}/")
-    }
-}
-
 /// `GET /v1/kv/<prefix>?recurse`: a JSON array of `{Key, Value, ...}`, one key
 /// per server, `<prefix>/<ip:port>`, the value an optional base64 JSON object
 /// of attributes.
@@ -80,7 +69,8 @@ fn folder(prefix: &str) -> String {
 /// address are skipped with a warning. A duplicate address keeps the first
 /// entry. Servers come in the order of the array.
 pub fn parse_kv(prefix: &str, body: &[u8]) -> Result<Parsed, ParseError> {
-    let prefix = folder(prefix);
+    // As Consul spells keys: no leading '/'.
+    let prefix = folder(prefix.trim_start_matches('/'));
     let mut out = Parsed::default();
     for (i, item) in array(body)?.iter().enumerate() {
         let Some(key) = item.get("Key").and_then(Value::as_str) else {
@@ -92,7 +82,7 @@ pub fn parse_kv(prefix: &str, body: &[u8]) -> Result<Parsed, ParseError> {
             Ok(Some(name)) => server_with_defaults(name),
             Ok(None) => continue,
             Err(e) => {
-                out.warnings.push(e);
+                out.warnings.push(e.0);
                 continue;
             }
         };

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{apply_attributes, parse_address, parse_json, quote, server_with_defaults};
+use super::{apply_attributes, folder, parse_address, parse_json, quote, server_with_defaults};
 use super::{ParseError, Parsed};
 
 /// The body as a JSON object, or why it cannot be used.
@@ -85,11 +85,8 @@ pub fn parse_v2_dir(body: &[u8]) -> Result<Parsed, ParseError> {
         Some(Value::Array(children)) => children,
         Some(_) => return Err(ParseError("\"nodes\" is not an array".into())),
     };
-    let under = if dir_key.ends_with('/') {
-        dir_key.to_string()
-    } else {
-        format!("{dir_key}/")
-    };
+    // The root directory's node has no key.
+    let under = folder(if dir_key.is_empty() { "/" } else { dir_key });
 
     let mut out = Parsed::default();
     let mut keyed = Vec::with_capacity(children.len());

@@ -195,11 +195,7 @@ pub fn parse_watch_line(line: &[u8]) -> Result<WatchMessage, ParseError> {
 
 /// The servers the keys under `prefix` describe, in key order.
 pub fn servers(prefix: &str, keys: &Keys) -> Parsed {
-    let folder = if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_string()
-    } else {
-        format!("{prefix}/")
-    };
+    let folder = super::folder(prefix);
     let mut out = Parsed::default();
     for (key, value) in keys {
         match key_address(&folder, key) {
@@ -209,7 +205,7 @@ pub fn servers(prefix: &str, keys: &Keys) -> Parsed {
                 out.push_unique(server, &format!("key {key:?}"));
             }
             Ok(None) => {}
-            Err(e) => out.warnings.push(e),
+            Err(e) => out.warnings.push(e.0),
         }
     }
     out

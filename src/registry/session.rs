@@ -1,0 +1,460 @@
+//! A registry session: the protocol of one upstream's registry as a plain
+//! state machine, with no I/O and no nginx type (in the style of the
+//! sans-IO crates: quinn-proto, rustls, httparse).
+//!
+//! The driver (the poller in `src/nginx/`) asks for the next request, sends
+//! it with whatever transport it has (the worker's nonblocking exchange, or
+//! the blocking read of `strong_dependency=on`), and hands back what came:
+//! a whole answer, a piece of a streaming answer, or a failure. The session
+//! says when to poll next ([`Next`]) and reports through a [`Sink`]: lists
+//! to apply and lines to log. Each registry kind has its own session
+//! ([`consul`], [`etcdv2`], [`etcdv3`]); [`Session`] holds the one an
+//! upstream uses and what every kind shares: the error messages, the
+//! secrets they must never show, and the [`Status`] of the sync.
+
+mod consul;
+mod etcdv2;
+mod etcdv3;
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use super::{excerpt, summary, ParseError, Parsed};
+use crate::conf::{RegistryKind, UpsyncConf};
+use crate::http::{self, ResponseParser};
+use crate::server::Server;
+
+/// When to poll next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// At once: an etcd watch to start, or a full read after an event. The
+    /// driver's pacer keeps a run of these from spinning.
+    Now,
+    /// After `upsync_interval`: the registry answered.
+    Interval,
+    /// After a failure (no usable answer, or a list that was refused):
+    /// after `upsync_interval`, and never at once.
+    Retry,
+}
+
+/// What a piece of a streaming answer did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The stream goes on; `progress`: a complete message arrived (only
+    /// that keeps the stream from timing out).
+    Open { progress: bool },
+    /// The stream is over: close it and poll again then.
+    Ended(Next),
+}
+
+/// The step of an exchange that timed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    Send,
+    Read,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect",
+            Self::Send => "send",
+            Self::Read => "read",
+        })
+    }
+}
+
+/// How an exchange with the registry failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The connection was refused or could not be made (with the reason,
+    /// when the transport knows it).
+    Connect(Option<std::io::Error>),
+    TimedOut(Phase),
+    Send,
+    Recv,
+    Parse(http::ParseError),
+    /// The worker is shutting down and asked idle connections to close.
+    Closing,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(None) => f.write_str("cannot connect"),
+            Self::Connect(Some(e)) => write!(f, "cannot connect: {e}"),
+            Self::TimedOut(phase) => write!(f, "{phase} timed out"),
+            Self::Send => f.write_str("send failed"),
+            Self::Recv => f.write_str("recv failed"),
+            Self::Parse(e) => write!(f, "bad response: {e}"),
+            Self::Closing => f.write_str("closed for shutdown"),
+        }
+    }
+}
+
+/// The level of a line to log, as nginx names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// What applying a list did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    Unchanged,
+    /// Refused (an empty list, no usable primary, a full zone); the last
+    /// list is kept.
+    Refused,
+}
+
+/// Where a session's results go: the upstream's peer lists and its log.
+pub trait Sink {
+    /// Applies the registry's list to the upstream.
+    fn apply(&mut self, servers: &[Server]) -> Applied;
+    /// Logs `message` (the text after `upstream "<name>": `).
+    fn log(&mut self, level: Level, message: &str);
+}
+
+/// A request for the driver to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: &'static str,
+    pub target: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// The answer is a stream of messages (an etcd v3 watch): hand its body
+    /// over as it comes ([`Session::on_stream`]).
+    pub streaming: bool,
+}
+
+impl Request {
+    fn get(target: String) -> Request {
+        Request {
+            method: "GET",
+            target,
+            headers: Vec::new(),
+            body: Vec::new(),
+            streaming: false,
+        }
+    }
+
+    /// The request's bytes, for `authority` (the `Host` header).
+    pub fn to_bytes(&self, authority: &str) -> Vec<u8> {
+        let headers: Vec<(&str, &str)> =
+            self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        http::build_request(self.method, authority, &self.target, &headers, &self.body)
+    }
+}
+
+/// Where the sync of an upstream stands, for status pages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Consul's index or etcd's revision (v2: the index) of the last answer.
+    pub position: Option<u64>,
+    /// Answers used (applied or unchanged) and when the last one came.
+    pub syncs: u64,
+    pub last_sync_ms: Option<u64>,
+    /// Changes applied and when the last one was.
+    pub changes: u64,
+    pub last_change_ms: Option<u64>,
+    /// Failures (transport, status, unusable or refused answers) and the
+    /// last one's message.
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// The session of one upstream's registry.
+pub struct Session {
+    conf: UpsyncConf,
+    protocol: Protocol,
+    status: Status,
+}
+
+enum Protocol {
+    Consul(consul::Consul),
+    EtcdV2(etcdv2::EtcdV2),
+    EtcdV3(etcdv3::EtcdV3),
+}
+
+impl Session {
+    pub fn new(conf: UpsyncConf, max_line: usize) -> Session {
+        let protocol = match conf.kind {
+            RegistryKind::Etcd => Protocol::EtcdV2(etcdv2::EtcdV2::default()),
+            RegistryKind::EtcdV3 => Protocol::EtcdV3(etcdv3::EtcdV3::new(max_line)),
+            _ => Protocol::Consul(consul::Consul::default()),
+        };
+        Session {
+            conf,
+            protocol,
+            status: Status::default(),
+        }
+    }
+
+    /// The request of the next poll; `blocking`: a long poll (or a watch)
+    /// may be used, else a plain read (`strong_dependency`'s).
+    pub fn next_request(&mut self, blocking: bool) -> Request {
+        match &mut self.protocol {
+            Protocol::Consul(p) => p.next_request(&self.conf, blocking),
+            Protocol::EtcdV2(p) => p.next_request(&self.conf, blocking),
+            Protocol::EtcdV3(p) => p.next_request(&self.conf, blocking),
+        }
+    }
+
+    /// The request under way only authenticates (etcd v3): another
+    /// exchange is needed before the list is read.
+    pub fn authenticating(&self) -> bool {
+        matches!(&self.protocol, Protocol::EtcdV3(p) if p.authenticating())
+    }
+
+    /// A whole answer came, at `now_ms`.
+    pub fn on_response(
+        &mut self,
+        answer: &ResponseParser,
+        now_ms: u64,
+        sink: &mut dyn Sink,
+    ) -> Next {
+        let secrets = self.secrets();
+        let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
+        let next = match &mut self.protocol {
+            Protocol::Consul(p) => p.on_response(&mut ctx, answer),
+            Protocol::EtcdV2(p) => p.on_response(&mut ctx, answer),
+            Protocol::EtcdV3(p) => p.on_response(&mut ctx, answer),
+        };
+        self.status.position = self.position();
+        next
+    }
+
+    /// More of a streaming answer's body came, at `now_ms`.
+    pub fn on_stream(&mut self, data: &[u8], now_ms: u64, sink: &mut dyn Sink) -> Stream {
+        let secrets = self.secrets();
+        let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
+        let stream = match &mut self.protocol {
+            Protocol::EtcdV3(p) => p.on_stream(&mut ctx, data),
+            _ => Stream::Open { progress: false },
+        };
+        self.status.position = self.position();
+        stream
+    }
+
+    /// The exchange failed, at `now_ms`.
+    pub fn on_failure(&mut self, failure: &Failure, now_ms: u64, sink: &mut dyn Sink) -> Next {
+        // A watch that saw no event within upsync_timeout is renewed.
+        let watching = match &mut self.protocol {
+            Protocol::Consul(_) => false,
+            Protocol::EtcdV2(p) => std::mem::take(&mut p.watching),
+            Protocol::EtcdV3(p) => std::mem::take(&mut p.watching),
+        };
+        if watching && matches!(failure, Failure::TimedOut(Phase::Read)) {
+            sink.log(Level::Info, "etcd watch idle, renewing it");
+            return Next::Now;
+        }
+        // Anything else: a full read next.
+        match &mut self.protocol {
+            Protocol::Consul(p) => p.index.reset(),
+            Protocol::EtcdV2(p) => p.wait = None,
+            Protocol::EtcdV3(p) => p.revision = None,
+        }
+        let secrets = self.secrets();
+        let retry = retry_ms(self.conf.interval_ms);
+        let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
+        ctx.error(&format!(
+            "registry {}: {failure}, retrying in {retry} ms",
+            ctx.conf.authority
+        ));
+        self.status.position = self.position();
+        Next::Retry
+    }
+
+    /// What this session sends the registry that must never be logged: the
+    /// Consul token, the etcd password, its basic credentials and v3 token.
+    pub fn secrets(&self) -> Vec<String> {
+        let token = match &self.protocol {
+            Protocol::EtcdV3(p) => p.token(),
+            _ => None,
+        };
+        let mut out: Vec<String> = [
+            self.conf.token.as_deref(),
+            self.conf.password.as_deref(),
+            token,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+        if let Some(basic) = basic_credentials(&self.conf) {
+            out.push(basic);
+        }
+        out
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// The delay after a failure, in milliseconds.
+    pub fn retry_ms(&self) -> u64 {
+        retry_ms(self.conf.interval_ms)
+    }
+
+    fn position(&self) -> Option<u64> {
+        match &self.protocol {
+            Protocol::Consul(p) => p.position(),
+            Protocol::EtcdV2(p) => p.position(),
+            Protocol::EtcdV3(p) => p.position(),
+        }
+    }
+}
+
+/// The wait after a failure: `upsync_interval=0` means no pause after an
+/// answer, but a failure always waits.
+fn retry_ms(interval_ms: u64) -> u64 {
+    interval_ms.max(crate::pace::MIN_PAUSE_MS)
+}
+
+/// `user:password` in base64, for basic auth (etcd v2).
+fn basic_credentials(conf: &UpsyncConf) -> Option<String> {
+    let (user, password) = (conf.user.as_ref()?, conf.password.as_ref()?);
+    Some(B64.encode(format!("{user}:{password}")))
+}
+
+/// The headers of a GET poll (Consul, etcd v2): the Consul token, basic
+/// credentials.
+fn auth_headers(conf: &UpsyncConf, request: &mut Request) {
+    if let Some(token) = &conf.token {
+        request.headers.push(("X-Consul-Token", token.clone()));
+    }
+    if let Some(basic) = basic_credentials(conf) {
+        request
+            .headers
+            .push(("Authorization", format!("Basic {basic}")));
+    }
+}
+
+/// A header's value as a number.
+fn header_u64(answer: &ResponseParser, name: &str) -> Option<u64> {
+    answer.header(name).and_then(|v| v.parse().ok())
+}
+
+/// The path without its query.
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+/// What one event can use of a session: its configuration and the sink,
+/// with the messages every kind shares.
+struct Ctx<'a> {
+    conf: &'a UpsyncConf,
+    secrets: Vec<String>,
+    status: &'a mut Status,
+    now_ms: u64,
+    sink: &'a mut dyn Sink,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        conf: &'a UpsyncConf,
+        secrets: Vec<String>,
+        status: &'a mut Status,
+        now_ms: u64,
+        sink: &'a mut dyn Sink,
+    ) -> Self {
+        Ctx {
+            conf,
+            secrets,
+            status,
+            now_ms,
+            sink,
+        }
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        self.sink.log(level, message);
+    }
+
+    /// A failure: logged at error level and counted.
+    fn error(&mut self, message: &str) {
+        self.status.errors += 1;
+        self.status.last_error = Some(message.to_string());
+        self.sink.log(Level::Error, message);
+    }
+
+    fn synced(&mut self) {
+        self.status.syncs += 1;
+        self.status.last_sync_ms = Some(self.now_ms);
+    }
+
+    /// Applies a parsed answer, logging what was wrong in it; false when it
+    /// could not be used at all, or its list was refused.
+    fn use_answer(&mut self, parsed: Result<Parsed, ParseError>) -> bool {
+        match parsed {
+            Ok(parsed) => {
+                for line in summary(&parsed.warnings) {
+                    self.sink.log(Level::Error, &line);
+                }
+                match self.sink.apply(&parsed.servers) {
+                    Applied::Refused => {
+                        self.status.errors += 1;
+                        self.status.last_error = Some("the registry's list was refused".into());
+                        false
+                    }
+                    applied => {
+                        if applied == Applied::Changed {
+                            self.status.changes += 1;
+                            self.status.last_change_ms = Some(self.now_ms);
+                        }
+                        self.synced();
+                        true
+                    }
+                }
+            }
+            Err(e) => {
+                self.unusable(&e);
+                false
+            }
+        }
+    }
+
+    fn unusable(&mut self, e: &ParseError) {
+        self.error(&format!(
+            "unusable registry answer ({e}), keeping the last list"
+        ));
+    }
+
+    fn bad_status(&mut self, status: u16, body: &[u8]) {
+        let message = format!(
+            "registry answered {} for {}: {}, keeping the last list",
+            status,
+            path_only(&self.conf.path),
+            excerpt(body, &self.secrets)
+        );
+        self.error(&message);
+    }
+
+    /// The registry holds nothing for the upstream (a 404, no keys): the
+    /// last list is kept. A path that does not look like the kind's API is
+    /// the likely cause, and is said.
+    fn nothing_under(&mut self) {
+        let path = path_only(&self.conf.path);
+        let hint = match self.conf.kind.path_prefix() {
+            Some(prefix) if !path.starts_with(prefix) => format!(
+                " (the path looks wrong: an upsync_type={} path starts with {prefix})",
+                self.conf.kind.name()
+            ),
+            _ => String::new(),
+        };
+        self.synced();
+        let message = format!("registry has nothing under {path}{hint}, keeping the last list");
+        self.sink.log(Level::Warn, &message);
+    }
+}
+
+#[cfg(test)]
+mod tests;
