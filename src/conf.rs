@@ -251,52 +251,92 @@ fn split_host_port(authority: &str) -> Result<(String, u16), ConfError> {
     Ok((host.to_string(), port))
 }
 
-/// nginx time syntax in milliseconds: a bare number of seconds (`10`), or
-/// parts with units in decreasing order, optionally space separated: `y`
-/// (365 days), `M` (30 days), `w`, `d`, `h`, `m`, `s`, `ms`, e.g. `1m30s`,
-/// `500ms`. Overflow and anything else is `None`.
+/// An nginx time in milliseconds, as nginx's msec directives read it
+/// (`ngx_parse_time(s, 0)`): parts with units in decreasing order, `w`,
+/// `d`, `h`, `m`, `s`, `ms` (not `y` or `M`), optionally space separated;
+/// a last number without unit is seconds (`1m30` is 90 s, `5` is 5 s).
+/// Overflow and anything else is `None`.
 pub fn parse_time_ms(s: &str) -> Option<u64> {
-    const UNITS: [(&str, u64); 8] = [
-        ("y", 365 * 86_400_000),
-        ("M", 30 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if let Some(secs) = parse_digits(s) {
-        return secs.checked_mul(1000);
+    parse_time(s, false).and_then(|ms| u64::try_from(ms).ok())
+}
+
+/// An nginx time in seconds, as nginx reads `fail_timeout=`
+/// (`ngx_parse_time(s, 1)`): `y` (365 days) and `M` (30 days) allowed,
+/// `ms` not.
+pub fn parse_time_secs(s: &str) -> Option<i64> {
+    parse_time(s, true)
+}
+
+/// nginx's `ngx_parse_time`, step by step (src/core/ngx_parse.c).
+fn parse_time(s: &str, is_sec: bool) -> Option<i64> {
+    // The units in the order they may come; a unit may only follow a
+    // larger one. In msec mode the parse starts past `y` and `M`.
+    #[derive(Clone, Copy, PartialEq, PartialOrd)]
+    enum Step {
+        Start,
+        Year,
+        Month,
+        Week,
+        Day,
+        Hour,
+        Min,
+        Sec,
+        Msec,
+        Last,
     }
-    let mut rest = s;
-    let mut total: u64 = 0;
-    // Index into UNITS of the smallest unit allowed next.
-    let mut next_unit = 0;
-    if rest.is_empty() {
+    const MAX: i64 = i64::MAX;
+    let bytes = s.as_bytes();
+    let mut step = if is_sec { Step::Start } else { Step::Month };
+    let (mut value, mut total, mut valid) = (0i64, 0i64, false);
+    let mut p = 0;
+    while p < bytes.len() {
+        let c = bytes[p];
+        p += 1;
+        if c.is_ascii_digit() {
+            value = value.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+            valid = true;
+            continue;
+        }
+        let (next, scale): (Step, i64) = match c {
+            b'y' if step <= Step::Start => (Step::Year, 365 * 86_400),
+            b'M' if step < Step::Month => (Step::Month, 30 * 86_400),
+            b'w' if step < Step::Week => (Step::Week, 7 * 86_400),
+            b'd' if step < Step::Day => (Step::Day, 86_400),
+            b'h' if step < Step::Hour => (Step::Hour, 3_600),
+            b'm' if bytes.get(p) == Some(&b's') => {
+                if is_sec || step >= Step::Msec {
+                    return None;
+                }
+                p += 1;
+                (Step::Msec, 1)
+            }
+            b'm' if step < Step::Min => (Step::Min, 60),
+            b's' if step < Step::Sec => (Step::Sec, 1),
+            b' ' if step < Step::Sec => (Step::Last, 1),
+            _ => return None,
+        };
+        step = next;
+        let (mut max, mut scale) = (MAX / scale, scale);
+        if step != Step::Msec && !is_sec {
+            scale *= 1000;
+            max /= 1000;
+        }
+        if value > max {
+            return None;
+        }
+        total = total.checked_add(value * scale)?;
+        value = 0;
+        while bytes.get(p) == Some(&b' ') {
+            p += 1;
+        }
+    }
+    if !valid {
         return None;
     }
-    while !rest.is_empty() {
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n = parse_digits(rest.get(..digits_end)?)?;
-        rest = rest.get(digits_end..)?;
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let unit = rest.get(..unit_end)?;
-        rest = rest.get(unit_end..)?.trim_start();
-        let pos = UNITS
-            .iter()
-            .skip(next_unit)
-            .position(|(name, _)| *name == unit)?
-            + next_unit;
-        let (_, scale) = UNITS.get(pos)?;
-        next_unit = pos + 1;
-        total = total.checked_add(n.checked_mul(*scale)?)?;
+    if !is_sec {
+        value = value.checked_mul(1000)?;
     }
-    Some(total)
+    total.checked_add(value)
 }
 
 pub(crate) fn parse_digits(s: &str) -> Option<u64> {
@@ -430,7 +470,21 @@ mod tests {
         assert_eq!(parse_time_ms("6m"), Some(360_000));
         assert_eq!(parse_time_ms("1h"), Some(3_600_000));
         assert_eq!(parse_time_ms("1m30s"), Some(90_000));
-        assert_eq!(parse_time_ms("1m30"), None);
+        // As nginx: a last number without unit is seconds.
+        assert_eq!(parse_time_ms("1m30"), Some(90_000));
+        // Not in msec mode, as nginx.
+        assert_eq!(parse_time_ms("1y"), None);
+        assert_eq!(parse_time_ms("1M"), None);
+        assert_eq!(parse_time_secs("1y"), Some(365 * 86_400));
+        assert_eq!(parse_time_secs("1M2w"), Some(44 * 86_400));
+        assert_eq!(parse_time_secs("500ms"), None);
+        assert_eq!(parse_time_secs("9223372036854775807s"), Some(i64::MAX));
+        assert_eq!(parse_time_secs("9223372036854775808s"), None);
+        assert_eq!(
+            parse_time_ms("9223372036854775ms"),
+            Some(9_223_372_036_854_775)
+        );
+        assert_eq!(parse_time_ms("9223372036854776s"), None);
         assert_eq!(parse_time_ms(""), None);
         assert_eq!(parse_time_ms("s"), None);
         assert_eq!(parse_time_ms("-1s"), None);
@@ -450,8 +504,7 @@ mod tests {
             "30s1m",
             "1s1s",
             "1.5s",
-            "10 ",
-            "1m30",
+            "1y",
             "ms",
             "+5",
             " ",
@@ -460,6 +513,9 @@ mod tests {
         ] {
             assert_eq!(parse_time_ms(bad), None, "{bad:?}");
         }
+        // What nginx accepts that looks odd.
+        assert_eq!(parse_time_ms("10 "), Some(10_000));
+        assert_eq!(parse_time_ms("1m30"), Some(90_000));
     }
 
     #[test]

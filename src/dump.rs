@@ -101,15 +101,7 @@ fn parse_line(line: &str) -> Result<Server, Problem> {
                 s.max_fails = v.parse().ok().filter(|n| *n <= MAX_FAILS).ok_or_else(bad)?
             }
             Some(("fail_timeout", v)) => {
-                // Seconds as the module writes them, read without a round
-                // trip through milliseconds; other nginx times as nginx does.
-                let secs = match v.strip_suffix('s').and_then(|d| d.parse::<i64>().ok()) {
-                    Some(secs) if secs >= 0 => secs,
-                    _ => {
-                        let ms = crate::conf::parse_time_ms(v).ok_or_else(bad)?;
-                        i64::try_from(ms / 1000).map_err(|_| bad())?
-                    }
-                };
+                let secs = crate::conf::parse_time_secs(v).ok_or_else(bad)?;
                 s.fail_timeout = secs.min(MAX_FAIL_TIMEOUT);
             }
             None if word == "down" => s.down = true,

@@ -3,13 +3,12 @@
 //! All the crate's unsafe code is here.
 
 mod balancer;
-mod blocking;
-mod client;
 mod generation;
 mod module;
+mod net;
 mod peers;
+mod poller;
 mod show;
-mod upstream;
 #[cfg(ngx_resolve_peers)]
 mod zone;
 

@@ -402,10 +402,9 @@ pub fn apply_tags(server: &mut Server, tags: &[String], warnings: &mut Vec<Strin
                 }
                 None => false,
             },
-            Some(("fail_timeout", v)) => match crate::conf::parse_time_ms(v) {
-                Some(ms) => {
-                    server.fail_timeout =
-                        capped(ms / 1000, MAX_FAIL_TIMEOUT as u64, what, warnings) as i64;
+            Some(("fail_timeout", v)) => match crate::conf::parse_time_secs(v) {
+                Some(secs) => {
+                    server.fail_timeout = capped(secs, MAX_FAIL_TIMEOUT, what, warnings);
                     true
                 }
                 None => false,
@@ -719,8 +718,11 @@ mod tests {
         ]);
         assert_eq!(fields(&s), (3, 0, 60, true, true));
         assert!(w.is_empty());
-        let (s, _) = tagged(&["fail_timeout=1500ms"]);
-        assert_eq!(s.fail_timeout, 1);
+        // As nginx reads fail_timeout: seconds, no "ms".
+        let (s, w) = tagged(&["fail_timeout=1500ms"]);
+        assert_eq!((s.fail_timeout, w.len()), (10, 1));
+        let (s, _) = tagged(&["fail_timeout=1y"]);
+        assert_eq!(s.fail_timeout, 365 * 86_400);
         let (s, _) = tagged(&["fail_timeout=1m30s"]);
         assert_eq!(s.fail_timeout, 90);
         let (s, _) = tagged(&["fail_timeout=20"]);

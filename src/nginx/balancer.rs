@@ -25,16 +25,14 @@ use ngx::ffi::{
 
 use super::generation::Generation;
 use super::guard;
-use super::upstream::Upstream;
+use super::poller::Poller;
 
 /// A synced upstream's runtime and the balancer's own `peer.init`.
 ///
 /// # Safety
 /// `us` is an upstream of the running cycle.
-unsafe fn balancer_init(
-    us: *mut ngx_http_upstream_srv_conf_t,
-) -> Option<(*mut Upstream, InitPeer)> {
-    // SAFETY: per the contract; ours has an Upstream since postconfiguration.
+unsafe fn balancer_init(us: *mut ngx_http_upstream_srv_conf_t) -> Option<(*mut Poller, InitPeer)> {
+    // SAFETY: per the contract; ours has a Poller since postconfiguration.
     let up = unsafe { super::module::runtime(us) }?;
     // SAFETY: `up` is this process's live boxed upstream.
     Some((up, unsafe { (*up).original_init_peer }?))
@@ -156,7 +154,7 @@ pub(crate) unsafe extern "C" fn init_peer(
 ) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls peer.init with a live request and upstream;
-        // ours has an Upstream since postconfiguration, whose current
+        // ours has a Poller since postconfiguration, whose current
         // generation is live.
         unsafe {
             let Some((up, init)) = balancer_init(us) else {
@@ -309,7 +307,7 @@ pub(crate) unsafe extern "C" fn init_peer_shared(
 ) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls peer.init with a live request and upstream;
-        // ours has an Upstream since postconfiguration.
+        // ours has a Poller since postconfiguration.
         unsafe {
             let Some((_, init)) = balancer_init(us) else {
                 return NGX_ERROR as ngx_int_t;

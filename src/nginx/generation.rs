@@ -21,7 +21,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::mem;
 use std::net::SocketAddr;
 use std::ptr;
@@ -32,7 +31,8 @@ use ngx::ffi::{
     sockaddr, socklen_t, time_t,
 };
 
-use super::peers::Tables;
+use super::peers::{ApplyOutcome, Tables};
+use crate::apply::{merge, Outcome};
 use crate::chash;
 use crate::server::Server;
 
@@ -546,15 +546,10 @@ impl Drop for Generation {
                 // SAFETY: in a private (non-zone) list, `ssl_session` is an
                 // SSL_SESSION this peer owns; nginx frees the one it replaces
                 // the same way (ngx_ssl_free_session is SSL_SESSION_free).
-                unsafe { SSL_SESSION_free(peer.ssl_session) };
+                unsafe { ngx::ffi::SSL_SESSION_free(peer.ssl_session.cast()) };
             }
         }
     }
-}
-
-#[cfg(ngx_feature = "http_ssl")]
-extern "C" {
-    fn SSL_SESSION_free(session: *mut c_void);
 }
 
 /// Fills a list header for `peers`, with the counters nginx's round-robin
@@ -575,4 +570,54 @@ fn fill_list(
     list.set_single((n == 1) as _);
     list.name = name;
     list.peer = peers.first_mut().map_or(ptr::null_mut(), |p| p as *mut _);
+}
+
+/// The per-worker backend: `desired` merged into the current generation's
+/// servers (the C module's semantics), built as a new generation that
+/// requests start on from now; the old one lives until its last request.
+///
+/// # Safety
+/// `uscf` is a live upstream whose `peer.data` is `lineage`'s current
+/// generation's list.
+pub(crate) unsafe fn apply_registry_list(
+    uscf: *mut ngx::ffi::ngx_http_upstream_srv_conf_t,
+    lineage: &Rc<Lineage>,
+    reversed: &mut bool,
+    desired: &[Server],
+    problems: &mut Vec<String>,
+) -> ApplyOutcome {
+    let current = lineage.current();
+    // SAFETY: the current generation is live while it is current.
+    let current = unsafe { &*current };
+    let mut now_reversed = *reversed;
+    let list = match merge(&current.servers, desired, &mut now_reversed) {
+        Outcome::Unchanged => return ApplyOutcome::Unchanged,
+        Outcome::RefusedEmpty => return ApplyOutcome::RefusedEmpty,
+        Outcome::Changed(list) => list,
+    };
+    *reversed = now_reversed;
+    // SAFETY: the current generation's lists are live.
+    let source = unsafe { PeerSource::from_list((*lineage.current()).list()) };
+    // SAFETY: per the contract; the upstream's name lives as long as it.
+    let gen = Generation::build(
+        &list,
+        &source,
+        unsafe { &mut (*uscf).host },
+        lineage,
+        problems,
+    );
+    if gen.primary_count() == 0 {
+        return ApplyOutcome::NoPrimary;
+    }
+    let gen = Box::into_raw(gen);
+    let old = lineage.current();
+    lineage.set_current(gen);
+    // SAFETY: `gen` is live; requests from now on start on it. `old` came
+    // from Box::into_raw and is not used here again.
+    unsafe {
+        (*uscf).peer.data = (*gen).list().cast();
+        Generation::retire(old);
+    }
+    // SAFETY: `gen` is the live current generation.
+    ApplyOutcome::Changed(unsafe { (*gen).servers.clone() })
 }

@@ -22,8 +22,8 @@ use ngx::{ngx_conf_log_error, ngx_string};
 use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::upstreams;
+use super::poller::Poller;
 use super::show::upstream_show_handler;
-use super::upstream::Upstream;
 use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
 use crate::dump::{self, DumpError};
@@ -37,7 +37,7 @@ pub(crate) struct SrvConf {
     registry: Option<SocketAddr>,
     dump_path: Option<String>,
     lb: Option<String>,
-    runtime: Option<Box<Upstream>>,
+    runtime: Option<Box<Poller>>,
 }
 
 pub(crate) struct Module;
@@ -394,11 +394,11 @@ pub(crate) unsafe fn srv_conf<'a>(
 ///
 /// # Safety
 /// As for [`srv_conf`].
-pub(crate) unsafe fn runtime(uscf: *mut ngx_http_upstream_srv_conf_t) -> Option<*mut Upstream> {
+pub(crate) unsafe fn runtime(uscf: *mut ngx_http_upstream_srv_conf_t) -> Option<*mut Poller> {
     // SAFETY: per the contract.
     unsafe { srv_conf(uscf) }
         .and_then(|sc| sc.runtime.as_mut())
-        .map(|b| &mut **b as *mut Upstream)
+        .map(|b| &mut **b as *mut Poller)
 }
 
 /// After every upstream is initialised: take over the synced ones.
@@ -536,20 +536,18 @@ unsafe fn take_over(
         )
     };
     let at = format!("in {}:{}", file, u.line);
-    let zoned = !u.shm_zone.is_null();
-    #[cfg(not(ngx_resolve_peers))]
-    if zoned {
-        return Err(ConfError(format!(
-            "upstream \"{name}\" has a \"zone\": syncing a shared-memory upstream \
-             needs nginx 1.27.3 or newer; remove \"zone\" to keep a list per worker {at}"
-        )));
+    // SAFETY: per the contract.
+    if let Some(why) = unsafe { unsupported(u, &name) } {
+        return Err(ConfError(format!("{why} {at}")));
     }
+    #[cfg(ngx_resolve_peers)]
+    let zoned = !u.shm_zone.is_null();
     #[cfg(ngx_resolve_peers)]
     let shared = match (zoned, seats.zone) {
         (false, _) => None,
         (true, Some(election)) if !election.is_null() => {
             seats.next += 1;
-            Some(super::upstream::Shared {
+            Some(super::poller::Shared {
                 election,
                 index: seats.next - 1,
                 // SAFETY: all-zero is the initial state of an nginx event.
@@ -563,19 +561,6 @@ unsafe fn take_over(
             )))
         }
     };
-    // SAFETY: as above.
-    if let Some(server) = unsafe { resolved_server(u) } {
-        return Err(ConfError(format!(
-            "upstream \"{name}\": \"server {server} ... resolve\" cannot be used with \"upsync\": \
-             the registry decides the upstream's servers; list the name in the registry, \
-             or move the server to an upstream without \"upsync\" {at}"
-        )));
-    }
-    if u.peer.data.is_null() {
-        return Err(ConfError(format!(
-            "upstream \"{name}\" has no round-robin peer list {at}"
-        )));
-    }
 
     // SAFETY: nginx's list of the upstream, live for the cycle.
     let source = unsafe { PeerSource::from_list(u.peer.data.cast()) };
@@ -598,7 +583,7 @@ unsafe fn take_over(
         .ok_or_else(|| ConfError("no registry address".into()))?;
     // SAFETY: per the contract.
     let up = unsafe {
-        Upstream::install(
+        Poller::install(
             uscf,
             conf,
             dump_path,
@@ -623,6 +608,34 @@ unsafe fn take_over(
     }
     sc.runtime = Some(up);
     Ok(())
+}
+
+/// What a synced upstream may not have, each with what to do instead: the
+/// one table of configurations the module refuses. Every balancer works in
+/// both modes, so none is refused.
+///
+/// # Safety
+/// `u` is an initialised upstream of the configuration being built.
+unsafe fn unsupported(u: &ngx_http_upstream_srv_conf_t, name: &str) -> Option<String> {
+    #[cfg(not(ngx_resolve_peers))]
+    if !u.shm_zone.is_null() {
+        return Some(format!(
+            "upstream \"{name}\" has a \"zone\": syncing a shared-memory upstream \
+             needs nginx 1.27.3 or newer; remove \"zone\" to keep a list per worker"
+        ));
+    }
+    // SAFETY: per the contract.
+    if let Some(server) = unsafe { resolved_server(u) } {
+        return Some(format!(
+            "upstream \"{name}\": \"server {server} ... resolve\" cannot be used with \"upsync\": \
+             the registry decides the upstream's servers; list the name in the registry, \
+             or move the server to an upstream without \"upsync\""
+        ));
+    }
+    if u.peer.data.is_null() {
+        return Some(format!("upstream \"{name}\" has no round-robin peer list"));
+    }
+    None
 }
 
 /// A `server name ... resolve` line of the upstream (nginx 1.27.3 and newer
@@ -772,7 +785,7 @@ unsafe fn workers_uid(cf: &ngx_conf_t) -> u32 {
 ///
 /// # Safety
 /// `cycle` must be the running cycle.
-unsafe fn for_each_synced(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&mut Upstream)) {
+unsafe fn for_each_synced(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&mut Poller)) {
     // SAFETY: per the contract.
     let Some(umcf) = NgxHttpUpstreamModule::main_conf(unsafe { &*cycle }) else {
         return;
@@ -806,6 +819,6 @@ extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     guard((), || {
         // SAFETY: the running cycle.
-        unsafe { for_each_synced(cycle, Upstream::stop) }
+        unsafe { for_each_synced(cycle, Poller::stop) }
     })
 }

@@ -1,6 +1,6 @@
 //! Read access to an upstream's round-robin peer lists.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_void, CStr};
 use std::slice;
 
 use ngx::ffi::{
@@ -11,6 +11,21 @@ use ngx::ffi::{
 use super::generation::{PeerSource, PLACEHOLDER};
 use crate::server::Server;
 use crate::show::UpstreamView;
+
+/// What applying a registry's list to an upstream's peer lists did; both
+/// backends (per-worker generations, the shared zone) answer with it.
+pub(crate) enum ApplyOutcome {
+    /// The servers now in the lists.
+    Changed(Vec<Server>),
+    Unchanged,
+    /// The registry's list is empty: nginx never empties an upstream.
+    RefusedEmpty,
+    /// No server of the list can be a primary peer.
+    NoPrimary,
+    /// The zone has no room for this many new servers.
+    #[cfg_attr(not(ngx_resolve_peers), allow(dead_code))]
+    ZoneFull(usize),
+}
 
 /// Every upstream of the http block, in config order.
 ///
@@ -112,18 +127,15 @@ pub(crate) struct Tables {
     pub(crate) chash: *mut HashSrvConf,
 }
 
-extern "C" {
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-}
-
 /// The srv conf of the module named `module` in `uscf`, if nginx has it.
 ///
 /// # Safety
 /// `uscf` must be an upstream of the configuration being built.
 unsafe fn module_conf(uscf: &ngx_http_upstream_srv_conf_t, module: &CStr) -> *mut c_void {
     // Looked up at run time: an nginx built without the module has none.
-    // SAFETY: RTLD_DEFAULT (null) searches the process's global symbols.
-    let module = unsafe { dlsym(std::ptr::null_mut(), module.as_ptr()) }.cast::<ngx_module_t>();
+    // SAFETY: RTLD_DEFAULT searches the process's global symbols; the name
+    // is NUL-terminated.
+    let module = unsafe { libc::dlsym(libc::RTLD_DEFAULT, module.as_ptr()) }.cast::<ngx_module_t>();
     if module.is_null() || uscf.srv_conf.is_null() {
         return std::ptr::null_mut();
     }

@@ -31,6 +31,8 @@ use ngx::ffi::{
 };
 
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
+use super::peers::ApplyOutcome;
+use crate::apply::{merge, Outcome};
 use crate::server::Server;
 
 /// How often every worker looks at the election slots.
@@ -222,6 +224,37 @@ unsafe fn unlock_both(
             ngx_rwlock_unlock(&mut (*backup).rwlock);
         }
         ngx_rwlock_unlock(&mut (*peers).rwlock);
+    }
+}
+
+/// The shared-zone backend: `desired` merged into the shared list's
+/// servers and applied in place; the list's reversal state lives in the
+/// upstream's election slot, shared by whichever worker polls.
+///
+/// # Safety
+/// As for [`apply`].
+pub(crate) unsafe fn apply_registry_list(
+    peers: *mut ngx_http_upstream_rr_peers_t,
+    slot: &Slot,
+    desired: &[Server],
+    problems: &mut Vec<String>,
+) -> ApplyOutcome {
+    // SAFETY: per the contract.
+    let current = unsafe { servers(peers) };
+    let mut reversed = slot.reversed.load(Ordering::Acquire);
+    let list = match merge(&current, desired, &mut reversed) {
+        Outcome::Unchanged => return ApplyOutcome::Unchanged,
+        Outcome::RefusedEmpty => return ApplyOutcome::RefusedEmpty,
+        Outcome::Changed(list) => list,
+    };
+    // SAFETY: per the contract.
+    match unsafe { apply(peers, &list, problems) } {
+        Ok(servers) => {
+            slot.reversed.store(reversed, Ordering::Release);
+            ApplyOutcome::Changed(servers)
+        }
+        Err(ApplyError::NoPrimary) => ApplyOutcome::NoPrimary,
+        Err(ApplyError::ZoneFull(n)) => ApplyOutcome::ZoneFull(n),
     }
 }
 

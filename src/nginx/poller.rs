@@ -1,5 +1,8 @@
-//! One synced upstream in one process: its current peer list, its registry
-//! poll loop, and the apply path that every registry type shares.
+//! The poller of one synced upstream in one process: its timer, its
+//! exchange with the registry, the registry's session (the protocol, in
+//! `crate::registry::session`) and the apply path every registry type
+//! shares, onto the upstream's peer lists (per worker in `generation`,
+//! shared in `zone`).
 
 use std::ffi::c_void;
 use std::net::SocketAddr;
@@ -13,10 +16,10 @@ use ngx::ffi::{
     NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 
-use super::client::{Fetch, FetchOwner};
 use super::generation::{Generation, Lineage, PeerSource, SockAddr};
+use super::net::exchange::{Fetch, FetchOwner};
+use super::peers::ApplyOutcome;
 use super::{cycle_log, log};
-use crate::apply::{merge, Outcome};
 use crate::conf::UpsyncConf;
 use crate::dump;
 use crate::http::ResponseParser;
@@ -38,7 +41,7 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-pub(crate) struct Upstream {
+pub(crate) struct Poller {
     uscf: *mut ngx_http_upstream_srv_conf_t,
     /// The upstream's name, for messages.
     name: String,
@@ -84,7 +87,7 @@ pub(crate) struct Shared {
     pub(crate) seated: bool,
 }
 
-impl Upstream {
+impl Poller {
     /// Takes over `uscf` with a first generation built from `initial`.
     ///
     /// # Safety
@@ -97,7 +100,7 @@ impl Upstream {
         initial: &[Server],
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
-    ) -> Box<Upstream> {
+    ) -> Box<Poller> {
         // SAFETY: per the contract.
         let u = unsafe { &mut *uscf };
         let name = String::from_utf8_lossy(u.host.as_bytes()).into_owned();
@@ -121,7 +124,7 @@ impl Upstream {
         u.peer.data = unsafe { (*gen).list() }.cast();
         let fetch = Fetch::new(SockAddr::from_socket_addr(registry), &conf.authority);
         let session = Session::new(conf.clone(), MAX_BODY);
-        Box::new(Upstream {
+        Box::new(Poller {
             uscf,
             name,
             conf,
@@ -151,7 +154,7 @@ impl Upstream {
     /// Starts polling in this worker. `writes_dump`: this process owns the
     /// dump file.
     pub(crate) fn start(&mut self, writes_dump: bool) {
-        let me: *mut Upstream = self;
+        let me: *mut Poller = self;
         self.timer.handler = Some(on_timer);
         self.timer.data = me.cast::<c_void>();
         self.timer.log = cycle_log();
@@ -291,7 +294,7 @@ impl Upstream {
             request.target
         );
         self.pacer.started(now_ms());
-        let me: *mut Upstream = self;
+        let me: *mut Poller = self;
         // SAFETY: the upstream is boxed and lives until the worker exits,
         // where `stop` closes the exchange first.
         unsafe {
@@ -340,7 +343,7 @@ impl Upstream {
             let request = session.next_request(false);
             let authenticating = session.authenticating();
             let bytes = request.to_bytes(&self.conf.authority);
-            match super::blocking::exchange(self.registry, &bytes, bound, MAX_BODY) {
+            match super::net::blocking::exchange(self.registry, &bytes, bound, MAX_BODY) {
                 Ok(parser) => {
                     let next = self
                         .with_session(|session, sink| session.on_response(&parser, now_ms(), sink));
@@ -377,55 +380,12 @@ impl Upstream {
         }
     }
 
-    /// The list `desired` makes of `current`, or what applying it did
-    /// when there is nothing to change.
-    fn merged(
-        &self,
-        current: &[Server],
-        desired: &[Server],
-        reversed: &mut bool,
-    ) -> Result<Vec<Server>, Applied> {
-        match merge(current, desired, reversed) {
-            Outcome::Unchanged => Err(Applied::Unchanged),
-            Outcome::RefusedEmpty => {
-                log!(
-                    NGX_LOG_ERR,
-                    cycle_log(),
-                    "upstream \"{}\": registry list is empty, cannot delete all peers: keeping the last list",
-                    self.name
-                );
-                Err(Applied::Refused)
-            }
-            Outcome::Changed(list) => Ok(list),
-        }
-    }
-
-    /// The apply path shared by every registry type.
+    /// The apply path shared by every registry type: the list goes to the
+    /// upstream's peer lists (per worker, or shared in a zone), and what
+    /// that did is said once, here.
     fn apply(&mut self, desired: &[Server]) -> Applied {
-        #[cfg(ngx_resolve_peers)]
-        if self.shared.is_some() {
-            return self.apply_shared(desired);
-        }
-        let current = self.lineage.current();
-        // SAFETY: the current generation is live while it is current.
-        let current = unsafe { &*current };
-        let mut reversed = self.reversed;
-        let list = match self.merged(&current.servers, desired, &mut reversed) {
-            Ok(list) => list,
-            Err(applied) => return applied,
-        };
-        self.reversed = reversed;
         let mut problems = Vec::new();
-        // SAFETY: the current generation's lists are live.
-        let source = unsafe { PeerSource::from_list((*self.lineage.current()).list()) };
-        // SAFETY: the upstream and its name live as long as the cycle.
-        let gen = Generation::build(
-            &list,
-            &source,
-            unsafe { &mut (*self.uscf).host },
-            &self.lineage,
-            &mut problems,
-        );
+        let outcome = self.apply_to_lists(desired, &mut problems);
         for p in &problems {
             log!(
                 NGX_LOG_ERR,
@@ -435,83 +395,60 @@ impl Upstream {
                 p
             );
         }
-        if gen.primary_count() == 0 {
-            log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": no usable primary server in the new list: keeping the last list",
-                self.name
-            );
-            return Applied::Refused;
-        }
-        let gen = Box::into_raw(gen);
-        let old = self.lineage.current();
-        self.lineage.set_current(gen);
-        // SAFETY: `gen` is live; requests from now on start on it. `old`
-        // came from Box::into_raw and is not used here again.
-        unsafe {
-            (*self.uscf).peer.data = (*gen).list().cast();
-            Generation::retire(old);
-        }
-        // SAFETY: `gen` is the live current generation.
-        let servers = unsafe { &(*gen).servers };
-        self.applied(servers);
-        Applied::Changed
-    }
-
-    /// Zone mode: the poller changes the shared lists every worker uses.
-    #[cfg(ngx_resolve_peers)]
-    fn apply_shared(&mut self, desired: &[Server]) -> Applied {
-        use super::zone::{self, ApplyError};
-        let Some(shared) = &self.shared else {
-            return Applied::Refused;
-        };
-        // SAFETY: the cycle's election zone, mapped in every worker.
-        let slot = unsafe { zone::slot(shared.election, shared.index) };
-        // SAFETY: in zone mode `peer.data` is the upstream's shared list.
-        let peers = unsafe { (*self.uscf).peer.data.cast() };
-        // SAFETY: as above.
-        let current = unsafe { zone::servers(peers) };
-        let mut reversed = slot.reversed.load(std::sync::atomic::Ordering::Acquire);
-        let list = match self.merged(&current, desired, &mut reversed) {
-            Ok(list) => list,
-            Err(applied) => return applied,
-        };
-        let mut problems = Vec::new();
-        // SAFETY: this worker is the poller, the only writer of the list.
-        let result = unsafe { zone::apply(peers, &list, &mut problems) };
-        for p in &problems {
-            log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": {}",
-                self.name,
-                p
-            );
-        }
-        match result {
-            Ok(servers) => {
-                slot.reversed
-                    .store(reversed, std::sync::atomic::Ordering::Release);
+        let refusal = match outcome {
+            ApplyOutcome::Changed(servers) => {
                 self.applied(&servers);
                 return Applied::Changed;
             }
-            Err(ApplyError::NoPrimary) => log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": no usable primary server in the new list: keeping the last list",
-                self.name
+            ApplyOutcome::Unchanged => return Applied::Unchanged,
+            ApplyOutcome::RefusedEmpty => {
+                "registry list is empty, cannot delete all peers: keeping the last list".into()
+            }
+            ApplyOutcome::NoPrimary => {
+                "no usable primary server in the new list: keeping the last list".into()
+            }
+            ApplyOutcome::ZoneFull(n) => format!(
+                "its zone has no room for {n} new servers: keeping the last list \
+                 and trying again after the interval; make the zone larger"
             ),
-            Err(ApplyError::ZoneFull(n)) => log!(
-                NGX_LOG_ERR,
-                cycle_log(),
-                "upstream \"{}\": its zone has no room for {} new servers: keeping the last list \
-                 and trying again after the interval; make the zone larger",
-                self.name,
-                n
-            ),
-        }
+        };
+        log!(
+            NGX_LOG_ERR,
+            cycle_log(),
+            "upstream \"{}\": {}",
+            self.name,
+            refusal
+        );
         Applied::Refused
+    }
+
+    fn apply_to_lists(&mut self, desired: &[Server], problems: &mut Vec<String>) -> ApplyOutcome {
+        #[cfg(ngx_resolve_peers)]
+        if let Some(shared) = &self.shared {
+            // SAFETY: the cycle's election zone, mapped in every worker; in
+            // zone mode `peer.data` is the upstream's shared list, and this
+            // worker is the poller, its only writer.
+            return unsafe {
+                let slot = super::zone::slot(shared.election, shared.index);
+                super::zone::apply_registry_list(
+                    (*self.uscf).peer.data.cast(),
+                    slot,
+                    desired,
+                    problems,
+                )
+            };
+        }
+        // SAFETY: a live upstream whose peer data is the lineage's current
+        // generation.
+        unsafe {
+            super::generation::apply_registry_list(
+                self.uscf,
+                &self.lineage,
+                &mut self.reversed,
+                desired,
+                problems,
+            )
+        }
     }
 
     /// After a change: say so, and write the dump file.
@@ -540,9 +477,9 @@ impl Upstream {
     }
 }
 
-impl Sink for Upstream {
+impl Sink for Poller {
     fn apply(&mut self, servers: &[Server]) -> Applied {
-        Upstream::apply(self, servers)
+        Poller::apply(self, servers)
     }
 
     fn log(&mut self, level: Level, message: &str) {
@@ -563,7 +500,7 @@ impl Sink for Upstream {
     }
 }
 
-impl FetchOwner for Upstream {
+impl FetchOwner for Poller {
     fn fetch(&mut self) -> &mut Fetch {
         &mut self.fetch
     }
@@ -603,7 +540,7 @@ impl FetchOwner for Upstream {
     }
 }
 
-impl Drop for Upstream {
+impl Drop for Poller {
     fn drop(&mut self) {
         self.stop();
         // SAFETY: the upstream's own generation; at cycle destruction no
@@ -616,7 +553,7 @@ impl Drop for Upstream {
 #[cfg(ngx_resolve_peers)]
 unsafe extern "C" fn on_election(ev: *mut ngx_event_t) {
     // SAFETY: the timer's data is its live boxed upstream.
-    let up = unsafe { (*ev).data.cast::<Upstream>() };
+    let up = unsafe { (*ev).data.cast::<Poller>() };
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: as above; nothing else borrows it during the handler.
         unsafe { (*up).elect() }
@@ -628,7 +565,7 @@ unsafe extern "C" fn on_election(ev: *mut ngx_event_t) {
 
 unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
     // SAFETY: the timer's data is its live boxed upstream.
-    let up = unsafe { (*ev).data.cast::<Upstream>() };
+    let up = unsafe { (*ev).data.cast::<Poller>() };
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: as above; nothing else borrows it during the handler.
         unsafe { (*up).poll() }

@@ -13,9 +13,9 @@ use ngx::ffi::{
     ngx_str_t, NGX_AGAIN, NGX_LOG_ALERT, NGX_OK,
 };
 
-use super::generation::SockAddr;
-use super::log;
 use crate::http::ResponseParser;
+use crate::nginx::generation::SockAddr;
+use crate::nginx::log;
 use crate::registry::session::{Failure, Phase};
 
 /// The owner of a [`Fetch`]: told when the exchange ends.
@@ -174,7 +174,7 @@ unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: 
     if r.is_err() {
         log!(
             NGX_LOG_ALERT,
-            super::cycle_log(),
+            crate::nginx::cycle_log(),
             "registry client panicked"
         );
         // SAFETY: `owner` is live; drop the connection, report a failure.
