@@ -281,14 +281,16 @@ impl PerRequest for Restart {
 /// `us` is a zone upstream of the running cycle (its list is in the zone).
 #[cfg(ngx_resolve_peers)]
 unsafe fn shared_config(us: *mut ngx_http_upstream_srv_conf_t) -> ngx::ffi::ngx_uint_t {
-    // SAFETY: per the contract; the counter is a word only the poller writes
-    // (under the list's write lock): a plain volatile read sees a whole value.
+    // SAFETY: per the contract; the counter is an aligned word in the zone,
+    // only the poller writes it (under the list's write lock), and it is
+    // read here as the atomic it is used as.
     unsafe {
         let peers = (*us)
             .peer
             .data
             .cast::<ngx::ffi::ngx_http_upstream_rr_peers_t>();
-        ptr::read_volatile((*peers).config)
+        std::sync::atomic::AtomicUsize::from_ptr((*peers).config.cast())
+            .load(std::sync::atomic::Ordering::Acquire) as ngx::ffi::ngx_uint_t
     }
 }
 

@@ -43,41 +43,45 @@ pub(crate) const PLACEHOLDER: &str = "upsync:no-servers-yet";
 
 /// An address in the form nginx keeps in a peer.
 #[derive(Clone, Copy)]
-#[repr(C)]
 pub(crate) struct SockAddr {
-    storage: libc_sockaddr_storage,
+    storage: libc::sockaddr_storage,
     len: socklen_t,
 }
 
-/// `struct sockaddr_storage`: 128 bytes, aligned for any address family.
-#[derive(Clone, Copy)]
-#[repr(C, align(8))]
-struct libc_sockaddr_storage([u8; 128]);
-
 impl SockAddr {
+    fn zeroed() -> libc::sockaddr_storage {
+        // SAFETY: a plain C struct of integers: all-zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
     pub(crate) fn from_socket_addr(addr: SocketAddr) -> Self {
-        let mut storage = libc_sockaddr_storage([0; 128]);
+        let mut storage = Self::zeroed();
+        let at = ptr::addr_of_mut!(storage);
         let len = match addr {
             SocketAddr::V4(a) => {
-                // struct sockaddr_in: family, port (network order), address.
-                let family = (AF_INET as u16).to_ne_bytes();
-                storage.0[0..2].copy_from_slice(&family);
-                storage.0[2..4].copy_from_slice(&a.port().to_be_bytes());
-                storage.0[4..8].copy_from_slice(&a.ip().octets());
-                16
+                // SAFETY: sockaddr_storage is large and aligned enough for
+                // any address family; the other fields stay zero.
+                let sin = unsafe { &mut *at.cast::<libc::sockaddr_in>() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                size_of::<libc::sockaddr_in>()
             }
             SocketAddr::V6(a) => {
-                // struct sockaddr_in6: family, port, flowinfo, address, scope id.
-                let family = (AF_INET6 as u16).to_ne_bytes();
-                storage.0[0..2].copy_from_slice(&family);
-                storage.0[2..4].copy_from_slice(&a.port().to_be_bytes());
-                storage.0[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
-                storage.0[8..24].copy_from_slice(&a.ip().octets());
-                storage.0[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
-                28
+                // SAFETY: as above.
+                let sin6 = unsafe { &mut *at.cast::<libc::sockaddr_in6>() };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_flowinfo = a.flowinfo().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                size_of::<libc::sockaddr_in6>()
             }
         };
-        SockAddr { storage, len }
+        SockAddr {
+            storage,
+            len: len as socklen_t,
+        }
     }
 
     /// Copies an address nginx resolved (any family, unix sockets included).
@@ -86,26 +90,26 @@ impl SockAddr {
     /// `sa` must point to `len` readable bytes.
     pub(crate) unsafe fn copy_from(sa: *const sockaddr, len: socklen_t) -> Option<Self> {
         let n = len as usize;
-        if sa.is_null() || n > 128 {
+        if sa.is_null() || n > size_of::<libc::sockaddr_storage>() {
             return None;
         }
-        let mut storage = libc_sockaddr_storage([0; 128]);
-        // SAFETY: the caller guarantees `len` readable bytes; n <= 128.
-        unsafe { ptr::copy_nonoverlapping(sa.cast::<u8>(), storage.0.as_mut_ptr(), n) };
+        let mut storage = Self::zeroed();
+        // SAFETY: the caller guarantees `len` readable bytes, no more than
+        // the storage holds.
+        unsafe {
+            ptr::copy_nonoverlapping(sa.cast::<u8>(), ptr::addr_of_mut!(storage).cast::<u8>(), n)
+        };
         Some(SockAddr { storage, len })
     }
 
     pub(crate) fn as_ptr(&mut self) -> *mut sockaddr {
-        self.storage.0.as_mut_ptr().cast()
+        ptr::addr_of_mut!(self.storage).cast()
     }
 
     pub(crate) fn len(&self) -> socklen_t {
         self.len
     }
 }
-
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
 
 /// One peer's backing storage: the address and the name the peer points to.
 struct PeerStore {

@@ -37,7 +37,18 @@ pub(crate) struct SrvConf {
     registry: Option<SocketAddr>,
     dump_path: Option<String>,
     lb: Option<String>,
-    runtime: Option<Box<Poller>>,
+    /// Made from a box once (`Box::into_raw`), so the pointers nginx keeps
+    /// into it (timers, the exchange) stay valid; freed with the conf.
+    runtime: Option<std::ptr::NonNull<Poller>>,
+}
+
+impl Drop for SrvConf {
+    fn drop(&mut self) {
+        if let Some(poller) = self.runtime.take() {
+            // SAFETY: made by Box::into_raw in `take_over`, freed only here.
+            drop(unsafe { Box::from_raw(poller.as_ptr()) });
+        }
+    }
 }
 
 pub(crate) struct Module;
@@ -397,8 +408,8 @@ pub(crate) unsafe fn srv_conf<'a>(
 pub(crate) unsafe fn runtime(uscf: *mut ngx_http_upstream_srv_conf_t) -> Option<*mut Poller> {
     // SAFETY: per the contract.
     unsafe { srv_conf(uscf) }
-        .and_then(|sc| sc.runtime.as_mut())
-        .map(|b| &mut **b as *mut Poller)
+        .and_then(|sc| sc.runtime)
+        .map(std::ptr::NonNull::as_ptr)
 }
 
 /// After every upstream is initialised: take over the synced ones.
@@ -606,7 +617,7 @@ unsafe fn take_over(
     if zoned {
         u.peer.init = Some(super::balancer::init_peer_shared);
     }
-    sc.runtime = Some(up);
+    sc.runtime = std::ptr::NonNull::new(Box::into_raw(up));
     Ok(())
 }
 

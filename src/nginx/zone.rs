@@ -258,6 +258,28 @@ pub(crate) unsafe fn apply_registry_list(
     }
 }
 
+/// The slab pool's mutex, held until dropped, so that no early return
+/// leaves it locked (ngx's `LockedSlabPool` does the same, but needs the
+/// zone; a list only knows its pool).
+struct SlabLock(*mut ngx_slab_pool_t);
+
+impl SlabLock {
+    /// # Safety
+    /// `pool` is a live slab pool that this process has not locked.
+    unsafe fn new(pool: *mut ngx_slab_pool_t) -> SlabLock {
+        // SAFETY: per the contract.
+        unsafe { ngx_shmtx_lock(&mut (*pool).mutex) };
+        SlabLock(pool)
+    }
+}
+
+impl Drop for SlabLock {
+    fn drop(&mut self) {
+        // SAFETY: locked by `new`, on a pool that outlives the lock.
+        unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
+    }
+}
+
 /// Why a list was not applied.
 pub(crate) enum ApplyError {
     NoPrimary,
@@ -339,7 +361,7 @@ pub(crate) unsafe fn apply(
     let mut fresh = Vec::new();
     let mut new_backup: *mut ngx_http_upstream_rr_peers_t = ptr::null_mut();
     // SAFETY: the zone's slab pool, shared: its mutex guards allocations.
-    unsafe { ngx_shmtx_lock(&mut (*pool).mutex) };
+    let lock = unsafe { SlabLock::new(pool) };
     let mut failed = 0;
     for (s, p) in &wanted {
         let peer = match *p {
@@ -370,12 +392,9 @@ pub(crate) unsafe fn apply(
             // SAFETY: our own peers, in no list yet; the pool is locked.
             unsafe { free_peer_locked(pool, p) };
         }
-        // SAFETY: locked above.
-        unsafe { ngx_shmtx_unlock(&mut (*pool).mutex) };
         return Err(ApplyError::ZoneFull(failed));
     }
-    // SAFETY: locked above.
-    unsafe { ngx_shmtx_unlock(&mut (*pool).mutex) };
+    drop(lock);
 
     // SAFETY: live lists; the write locks keep every request out while the
     // lists are relinked (nginx's balancers read them under the read lock or
@@ -405,7 +424,7 @@ pub(crate) unsafe fn apply(
 
         // Removed peers: freed now, or by the last request holding them.
         // The write locks guarantee `refs` is stable while we look at it.
-        ngx_shmtx_lock(&mut (*pool).mutex);
+        let lock = SlabLock::new(pool);
         for &p in &all {
             if !kept.contains(&p) {
                 if (*p).refs > 0 {
@@ -415,7 +434,7 @@ pub(crate) unsafe fn apply(
                 }
             }
         }
-        ngx_shmtx_unlock(&mut (*pool).mutex);
+        drop(lock);
 
         unlock_both(peers, backup);
     }
