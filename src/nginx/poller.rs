@@ -24,7 +24,7 @@ use crate::conf::UpsyncConf;
 use crate::dump;
 use crate::http::ResponseParser;
 use crate::pace::Pacer;
-use crate::registry::session::{Applied, Failure, Level, Next, Session, Sink, Stream};
+use crate::registry::session::{retry_ms, Applied, Failure, Level, Next, Session, Sink, Stream};
 use crate::server::Server;
 
 /// Registry answers larger than this are refused with an error.
@@ -250,7 +250,7 @@ impl Poller {
         self.schedule(match next {
             Next::Now => 0,
             Next::Interval => self.conf.interval_ms,
-            Next::Retry => self.conf.interval_ms.max(crate::pace::MIN_PAUSE_MS),
+            Next::Retry => retry_ms(self.conf.interval_ms),
         });
     }
 

@@ -299,11 +299,6 @@ impl Session {
         &self.status
     }
 
-    /// The delay after a failure, in milliseconds.
-    pub fn retry_ms(&self) -> u64 {
-        retry_ms(self.conf.interval_ms)
-    }
-
     fn position(&self) -> Option<u64> {
         match &self.protocol {
             Protocol::Consul(p) => p.position(),
@@ -315,7 +310,7 @@ impl Session {
 
 /// The wait after a failure: `upsync_interval=0` means no pause after an
 /// answer, but a failure always waits.
-fn retry_ms(interval_ms: u64) -> u64 {
+pub fn retry_ms(interval_ms: u64) -> u64 {
     interval_ms.max(crate::pace::MIN_PAUSE_MS)
 }
 
