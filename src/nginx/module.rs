@@ -211,14 +211,14 @@ unsafe fn add_placeholder(
     if uscf.servers.is_null() {
         return Err(ConfError("the upstream has no server list".into()));
     }
-    let pool = cf.pool;
+    // SAFETY: the configuration's pool, live while it is parsed.
+    let pool = unsafe { ngx::core::Pool::from_ngx_pool(cf.pool) };
     // SAFETY: allocations from the configuration pool, filled before use.
     unsafe {
         let s = ngx_array_push(uscf.servers).cast::<ngx_http_upstream_server_t>();
-        let addr = ngx::ffi::ngx_pcalloc(pool, size_of::<ngx::ffi::ngx_addr_t>())
-            .cast::<ngx::ffi::ngx_addr_t>();
-        let sa = ngx::ffi::ngx_pcalloc(pool, size_of::<SockAddr>()).cast::<SockAddr>();
-        let name = ngx::ffi::ngx_pnalloc(pool, PLACEHOLDER.len()).cast::<u8>();
+        let addr = pool.calloc_type::<ngx::ffi::ngx_addr_t>();
+        let sa = pool.calloc_type::<SockAddr>();
+        let name = pool.alloc_unaligned(PLACEHOLDER.len()).cast::<u8>();
         if s.is_null() || addr.is_null() || sa.is_null() || name.is_null() {
             return Err(ConfError("out of memory".into()));
         }
@@ -311,12 +311,13 @@ unsafe fn default_dump_dir(cf: &ngx_conf_t) -> Result<String, ConfError> {
     // SAFETY: per the contract.
     let dir = unsafe { full_name(cf, DEFAULT_DUMP_DIR) };
     let failed = || ConfError(format!("cannot add the directory \"{dir}\""));
+    // SAFETY: the configuration's pool, live while it is parsed.
+    let pool = unsafe { ngx::core::Pool::from_ngx_pool(cf.pool) };
     // SAFETY: a path in the configuration's pool, filled before nginx sees
     // it; `ngx_add_path` keeps one entry per name (the tag is the module).
     unsafe {
-        let path = ngx::ffi::ngx_pcalloc(cf.pool, size_of::<ngx::ffi::ngx_path_t>())
-            .cast::<ngx::ffi::ngx_path_t>();
-        let name = ngx::ffi::ngx_pnalloc(cf.pool, dir.len() + 1).cast::<u8>();
+        let path = pool.calloc_type::<ngx::ffi::ngx_path_t>();
+        let name = pool.alloc_unaligned(dir.len() + 1).cast::<u8>();
         if path.is_null() || name.is_null() {
             return Err(failed());
         }

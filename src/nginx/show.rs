@@ -2,12 +2,13 @@
 
 use std::ptr;
 
+use ngx::core::Buffer;
 use ngx::ffi::{
-    ngx_chain_t, ngx_create_temp_buf, ngx_cycle, ngx_http_discard_request_body,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, NGX_ERROR,
-    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
+    ngx_chain_t, ngx_cycle, ngx_http_request_t, ngx_int_t, NGX_ERROR,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
 };
-use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
+use ngx::http::{HTTPStatus, HttpModuleMainConf, Method, NgxHttpUpstreamModule, Request};
+use ngx::ngx_string;
 
 use super::guard;
 use super::peers;
@@ -21,57 +22,44 @@ pub(crate) unsafe extern "C" fn upstream_show_handler(r: *mut ngx_http_request_t
     // No panic may unwind into nginx: turn one into a 500.
     guard(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         // SAFETY: nginx calls content handlers with a valid request.
-        unsafe { handle(&mut *r) }
+        handle(unsafe { Request::from_ngx_http_request(r) })
     })
 }
 
-/// # Safety
-/// `r` must be the request nginx is running this content handler for.
-unsafe fn handle(r: &mut ngx_http_request_t) -> ngx_int_t {
-    if r.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+fn handle(r: &mut Request) -> ngx_int_t {
+    if !matches!(r.method(), Method::GET | Method::HEAD) {
         return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    // SAFETY: a valid request, in its content phase.
-    let rc = unsafe { ngx_http_discard_request_body(r) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
+    let rc = r.discard_request_body();
+    if !rc.is_ok() {
+        return rc.into();
     }
 
-    let args = r.args.as_bytes();
     // SAFETY: a request handler runs in a worker of the running cycle.
     let upstreams = unsafe { snapshot() };
-    let body = render(args, &upstreams);
+    let body = render(r.as_ref().args.as_bytes(), &upstreams);
 
-    r.headers_out.status = 200;
-    r.headers_out.content_type.len = "text/plain".len();
-    r.headers_out.content_type.data = c"text/plain".as_ptr() as *mut u8;
-    r.headers_out.content_type_len = r.headers_out.content_type.len;
-    r.headers_out.content_length_n = body.len() as _;
+    r.set_status(HTTPStatus(200));
+    let headers = &mut r.as_mut().headers_out;
+    headers.content_type = ngx_string!("text/plain");
+    headers.content_type_len = headers.content_type.len;
+    r.set_content_length_n(body.len());
 
-    // SAFETY: headers are filled in; the request is valid.
-    let rc = unsafe { ngx_http_send_header(r) };
-    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
+    let rc: ngx_int_t = r.send_header().into();
+    if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() {
         return rc;
     }
-
-    // SAFETY: the pool belongs to the request; the buffer is sized for body.
-    let b = unsafe { ngx_create_temp_buf(r.pool, body.len().max(1)) };
-    if b.is_null() {
+    let Some(mut buf) = r.pool().create_buffer_from_str(&body) else {
         return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: `b` is a fresh temp buffer with room for `body.len()` bytes.
-    unsafe {
-        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
-        (*b).last = (*b).last.add(body.len());
-        (*b).set_last_buf(if ptr::eq(r, r.main) { 1 } else { 0 });
-        (*b).set_last_in_chain(1);
-    }
+    };
+    buf.set_last_buf(r.is_main());
+    buf.set_last_in_chain(true);
     let mut out = ngx_chain_t {
-        buf: b,
+        buf: buf.as_ngx_buf_mut(),
         next: ptr::null_mut(),
     };
-    // SAFETY: `out` outlives the call; nginx copies the chain link it keeps.
-    unsafe { ngx_http_output_filter(r, &mut out) }
+    // `out` outlives the call; nginx copies the chain link it keeps.
+    r.output_filter(&mut out).into()
 }
 
 /// Every upstream of the running cycle, in config order.
