@@ -129,6 +129,38 @@ pub fn untrusted(meta: &std::fs::Metadata, owners: &[u32]) -> Option<String> {
     None
 }
 
+/// A dump file read at start: the servers to start with, and the names
+/// left out because they are not addresses (a file edited by hand).
+#[derive(Debug)]
+pub struct Loaded {
+    pub servers: Vec<Server>,
+    pub left_out: Vec<String>,
+}
+
+/// Reads the dump file at `path` for a start: `None` when there is none,
+/// an error when it cannot be read, is not to be trusted (see
+/// [`untrusted`]; `owners` may own it) or holds a line nginx refuses.
+pub fn load(path: &str, owners: &[u32]) -> Result<Option<Loaded>, DumpError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DumpError::Read(e)),
+    };
+    let meta = file.metadata().map_err(DumpError::Read)?;
+    if let Some(why) = untrusted(&meta, owners) {
+        return Err(DumpError::Untrusted(why));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(DumpError::Read)?;
+    let (servers, left_out) = parse(&text)?
+        .into_iter()
+        .partition::<Vec<_>, _>(|s| crate::registry::is_address(&s.name));
+    Ok(Some(Loaded {
+        servers,
+        left_out: left_out.into_iter().map(|s| s.name).collect(),
+    }))
+}
+
 /// Replaces the file at `path` with `text` atomically: a new file of mode
 /// 0644 under an unpredictable name in the same directory, created
 /// exclusively and never through a symbolic link, then renamed over the old
@@ -272,6 +304,37 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn load_keeps_the_addresses_of_a_trusted_file() {
+        let dir = std::env::temp_dir().join(format!("upsync-dump-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("servers.conf");
+        let path = path.to_str().unwrap();
+        assert!(load(path, &[]).unwrap().is_none(), "no file, no list");
+        std::fs::write(
+            path,
+            "server backend.example.com:80;\nserver 10.0.0.1:80;\n",
+        )
+        .unwrap();
+        let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).unwrap());
+        let loaded = load(path, &[me]).unwrap().unwrap();
+        assert_eq!(
+            loaded.servers,
+            [Server::nginx_default("10.0.0.1:80".into())]
+        );
+        assert_eq!(loaded.left_out, ["backend.example.com:80"]);
+        assert!(matches!(
+            load(path, &[me + 1]),
+            Err(DumpError::Untrusted(_))
+        ));
+        std::fs::write(path, "server 10.0.0.1:80 weight=0;\n").unwrap();
+        assert_eq!(
+            load(path, &[me]).unwrap_err().to_string(),
+            "line 1: invalid parameter \"weight=0\""
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

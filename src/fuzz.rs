@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::dump;
-use crate::registry::{consul, etcd, etcdv3, parse_address, Parsed};
+use crate::registry::{consul, etcd, etcdv3, is_address, Parsed};
 use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
 /// A call slower than this, on an input under [`SLOW_INPUT_MAX`], is a finding.
@@ -215,7 +215,7 @@ fn check_messages(messages: &[String]) -> Result<(), String> {
 fn check_servers(servers: &[Server]) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for s in servers {
-        if parse_address(&s.name).as_deref() != Ok(s.name.as_str()) {
+        if !is_address(&s.name) {
             return Err(format!(
                 "server name {:?} is not a canonical address",
                 s.name
@@ -300,7 +300,7 @@ const TARGETS: &[(&str, Check)] = &[
             // keeps of it (the addresses) must read back.
             let kept: Vec<Server> = servers
                 .into_iter()
-                .filter(|s| parse_address(&s.name).as_deref() == Ok(s.name.as_str()))
+                .filter(|s| is_address(&s.name))
                 .collect();
             check_servers(&kept)?;
         }

@@ -156,12 +156,6 @@ pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, Par
         .map_err(|e| ParseError(format!("key {}: {e}, skipped", quote(key))))
 }
 
-/// Defaults of registry-provided servers (C module): weight 1, max_fails 2,
-/// fail_timeout 10, not down, not backup.
-pub fn server_with_defaults(name: String) -> Server {
-    Server::registry_default(name)
-}
-
 /// Validates and normalises a server address taken from a key or a catalog
 /// entry: `a.b.c.d:port` or `[ipv6]:port`, port 1..=65535. IPv6 is written in
 /// its canonical form inside brackets, IPv4 as a dotted quad. Host names are
@@ -208,6 +202,12 @@ pub fn parse_address(s: &str) -> Result<String, ParseError> {
         Some(p) => Ok(format!("{host}:{p}")),
         None => Err(ParseError(format!("{} has an invalid port", quote(s)))),
     }
+}
+
+/// `name` is an address in its canonical form, as every registry parser
+/// writes server names.
+pub fn is_address(name: &str) -> bool {
+    parse_address(name).is_ok_and(|canonical| canonical == name)
 }
 
 /// A character that no address holds and that could change the meaning of
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = server_with_defaults("127.0.0.1:80".into());
+        let s = Server::registry_default("127.0.0.1:80".into());
         assert_eq!(
             (s.weight, s.max_fails, s.fail_timeout, s.down, s.backup),
             (1, 2, 10, false, false)
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn numbers_are_capped_at_what_nginx_accepts() {
-        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut s = Server::registry_default("10.0.0.1:80".into());
         let mut w = Vec::new();
         apply_attributes(
             &mut s,
@@ -505,7 +505,7 @@ mod tests {
             w[0],
             "key \"k\": weight: 9223372036854775807 is more than 1000000, using 1000000"
         );
-        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut s = Server::registry_default("10.0.0.1:80".into());
         let mut w = Vec::new();
         let tags = [
             "max_fails=18446744073709551615",
@@ -570,11 +570,16 @@ mod tests {
         let mut p = Parsed::default();
         for i in 0..200_000u32 {
             p.push_unique(
-                server_with_defaults(format!("10.{}.{}.{}:80", i >> 16, (i >> 8) & 255, i & 255)),
+                Server::registry_default(format!(
+                    "10.{}.{}.{}:80",
+                    i >> 16,
+                    (i >> 8) & 255,
+                    i & 255
+                )),
                 "k",
             );
         }
-        p.push_unique(server_with_defaults("10.0.0.0:80".into()), "again");
+        p.push_unique(Server::registry_default("10.0.0.0:80".into()), "again");
         assert_eq!(p.servers.len(), 200_000);
         assert_eq!(
             p.warnings,
@@ -592,7 +597,7 @@ mod tests {
     }
 
     fn attrs(value: &str) -> (Server, Vec<String>) {
-        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut s = Server::registry_default("10.0.0.1:80".into());
         let mut w = Vec::new();
         apply_attributes(&mut s, "up/10.0.0.1:80", value.as_bytes(), &mut w);
         (s, w)
@@ -637,7 +642,7 @@ mod tests {
     fn attributes_empty_value_is_all_defaults_without_warning() {
         for v in ["", " \n\t"] {
             let (s, w) = attrs(v);
-            assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+            assert_eq!(s, Server::registry_default("10.0.0.1:80".into()));
             assert!(w.is_empty());
         }
     }
@@ -645,18 +650,18 @@ mod tests {
     #[test]
     fn attributes_not_json_or_not_an_object() {
         let (s, w) = attrs("weight=3");
-        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert_eq!(s, Server::registry_default("10.0.0.1:80".into()));
         assert_eq!(
             w,
             [r#"key "up/10.0.0.1:80": value is not valid JSON, using the defaults"#]
         );
         for v in ["[1,2]", "3", "\"x\"", "null"] {
             let (s, w) = attrs(v);
-            assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+            assert_eq!(s, Server::registry_default("10.0.0.1:80".into()));
             assert_eq!(w.len(), 1);
             assert!(w[0].contains("not a JSON object"), "{w:?}");
         }
-        let mut s = server_with_defaults("a:1".into());
+        let mut s = Server::registry_default("a:1".into());
         let mut w = Vec::new();
         apply_attributes(&mut s, "k", &[0xff, 0xfe, b'{'], &mut w);
         assert_eq!(w.len(), 1);
@@ -700,7 +705,7 @@ mod tests {
     }
 
     fn tagged(tags: &[&str]) -> (Server, Vec<String>) {
-        let mut s = server_with_defaults("10.0.0.1:80".into());
+        let mut s = Server::registry_default("10.0.0.1:80".into());
         let mut w = Vec::new();
         let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         apply_tags(&mut s, &tags, &mut w);
@@ -728,10 +733,10 @@ mod tests {
         let (s, _) = tagged(&["fail_timeout=20"]);
         assert_eq!(s.fail_timeout, 20);
         let (s, w) = tagged(&["v2", "primary", "downstream", "backup=1", "down=yes", "x=y"]);
-        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert_eq!(s, Server::registry_default("10.0.0.1:80".into()));
         assert!(w.is_empty());
         let (s, w) = tagged(&[]);
-        assert_eq!(s, server_with_defaults("10.0.0.1:80".into()));
+        assert_eq!(s, Server::registry_default("10.0.0.1:80".into()));
         assert!(w.is_empty());
     }
 

@@ -218,3 +218,191 @@ Upstream name: app; Backend server count: 1
 one 10
 --- error_log
 starts with the 1 servers of
+
+=== TEST 10: every balancer writes a dump that loads again through its own include (backup lines only where the balancer takes them), per-worker lists; reloaded with the registry down
+--- registry: consul
+--- init
+>>> write $TEST_NGINX_DIR/servers_rr.conf
+>>> consul PUT /v1/kv/upstreams/rr/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/rr/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_lc.conf
+>>> consul PUT /v1/kv/upstreams/lc/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/lc/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_iph.conf
+>>> consul PUT /v1/kv/upstreams/iph/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/iph/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_hash.conf
+>>> consul PUT /v1/kv/upstreams/hash/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/hash/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_rnd.conf
+>>> consul PUT /v1/kv/upstreams/rnd/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/rnd/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+--- http_config
+    upstream rr {
+        # round robin
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/rr/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_rr.conf;
+        include $TEST_NGINX_DIR/servers_rr.conf;
+    }
+    upstream lc {
+        least_conn;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/lc/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_lc.conf;
+        include $TEST_NGINX_DIR/servers_lc.conf;
+    }
+    upstream iph {
+        ip_hash;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/iph/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_iph.conf;
+        include $TEST_NGINX_DIR/servers_iph.conf;
+    }
+    upstream hash {
+        hash $request_uri;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/hash/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_hash.conf;
+        include $TEST_NGINX_DIR/servers_hash.conf;
+    }
+    upstream rnd {
+        random;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/rnd/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_rnd.conf;
+        include $TEST_NGINX_DIR/servers_rnd.conf;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+--- config
+    location /rr { proxy_pass http://rr; }
+    location /lc { proxy_pass http://lc; }
+    location /iph { proxy_pass http://iph; }
+    location /hash { proxy_pass http://hash; }
+    location /rnd { proxy_pass http://rnd; }
+--- steps
+>>> file $TEST_NGINX_DIR/servers_rr.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s backup;
+>>> file $TEST_NGINX_DIR/servers_lc.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s backup;
+>>> file $TEST_NGINX_DIR/servers_iph.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> file $TEST_NGINX_DIR/servers_hash.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> file $TEST_NGINX_DIR/servers_rnd.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> stop consul
+>>> reload
+>>> traffic /rr 5
+one 5
+>>> traffic /lc 5
+one 5
+>>> traffic /iph 5
+one 5
+>>> traffic /hash 5
+one 5
+>>> traffic /rnd 5
+one 5
+--- error_log
+starts with the 2 servers of
+starts with the 1 servers of
+
+=== TEST 11: every balancer writes a dump that loads again through its own include (backup lines only where the balancer takes them), shared zones; reloaded with the registry down
+--- skip_nginx: <1.27.3
+--- registry: consul
+--- init
+>>> write $TEST_NGINX_DIR/servers_rr.conf
+>>> consul PUT /v1/kv/upstreams/rr/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/rr/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_lc.conf
+>>> consul PUT /v1/kv/upstreams/lc/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/lc/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_iph.conf
+>>> consul PUT /v1/kv/upstreams/iph/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/iph/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_hash.conf
+>>> consul PUT /v1/kv/upstreams/hash/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/hash/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+>>> write $TEST_NGINX_DIR/servers_rnd.conf
+>>> consul PUT /v1/kv/upstreams/rnd/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/rnd/127.0.0.1:$TEST_NGINX_PORT2
+{"backup":1}
+--- http_config
+    upstream rr {
+        zone rr 64k;
+        # round robin
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/rr/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_rr.conf;
+        include $TEST_NGINX_DIR/servers_rr.conf;
+    }
+    upstream lc {
+        zone lc 64k;
+        least_conn;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/lc/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_lc.conf;
+        include $TEST_NGINX_DIR/servers_lc.conf;
+    }
+    upstream iph {
+        zone iph 64k;
+        ip_hash;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/iph/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_iph.conf;
+        include $TEST_NGINX_DIR/servers_iph.conf;
+    }
+    upstream hash {
+        zone hash 64k;
+        hash $request_uri;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/hash/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_hash.conf;
+        include $TEST_NGINX_DIR/servers_hash.conf;
+    }
+    upstream rnd {
+        zone rnd 64k;
+        random;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/rnd/ upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_rnd.conf;
+        include $TEST_NGINX_DIR/servers_rnd.conf;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+--- config
+    location /rr { proxy_pass http://rr; }
+    location /lc { proxy_pass http://lc; }
+    location /iph { proxy_pass http://iph; }
+    location /hash { proxy_pass http://hash; }
+    location /rnd { proxy_pass http://rnd; }
+--- steps
+>>> file $TEST_NGINX_DIR/servers_rr.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s backup;
+>>> file $TEST_NGINX_DIR/servers_lc.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s backup;
+>>> file $TEST_NGINX_DIR/servers_iph.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> file $TEST_NGINX_DIR/servers_hash.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> file $TEST_NGINX_DIR/servers_rnd.conf
+server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+>>> stop consul
+>>> reload
+>>> traffic /rr 5
+one 5
+>>> traffic /lc 5
+one 5
+>>> traffic /iph 5
+one 5
+>>> traffic /hash 5
+one 5
+>>> traffic /rnd 5
+one 5
+--- error_log
+starts with the 2 servers of
+starts with the 1 servers of

@@ -26,7 +26,7 @@ use super::poller::Poller;
 use super::show::upstream_show_handler;
 use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
-use crate::dump::{self, DumpError};
+use crate::dump;
 use crate::server::Server;
 
 /// What `upsync*` directives say about one upstream, and, once configured,
@@ -684,28 +684,44 @@ fn initial_servers(
     dump_path: &str,
     configured: Vec<Server>,
 ) -> Vec<Server> {
-    match read_dump(cf, dump_path) {
-        Ok(Some((servers, _))) if servers.iter().any(|s| !s.backup) => {
-            log!(
-                NGX_LOG_NOTICE,
-                cf.log,
-                "upstream \"{}\" starts with the {} servers of \"{}\"",
-                name,
-                servers.len(),
-                dump_path
-            );
-            return servers;
+    // SAFETY: the core module's configuration exists while the
+    // configuration is parsed; geteuid has no preconditions.
+    let owners = [0, unsafe { libc::geteuid() }, unsafe { workers_uid(cf) }];
+    match dump::load(dump_path, &owners) {
+        Ok(Some(loaded)) => {
+            for name in &loaded.left_out {
+                log!(
+                    NGX_LOG_WARN,
+                    cf.log,
+                    "the dump file \"{}\": server {} is not an address, left out",
+                    dump_path,
+                    crate::registry::quote(name)
+                );
+            }
+            if loaded.servers.iter().any(|s| !s.backup) {
+                log!(
+                    NGX_LOG_NOTICE,
+                    cf.log,
+                    "upstream \"{}\" starts with the {} servers of \"{}\"",
+                    name,
+                    loaded.servers.len(),
+                    dump_path
+                );
+                return loaded.servers;
+            }
+            // An empty file (pre-created for an `include`) is no news.
+            if !loaded.servers.is_empty() || !loaded.left_out.is_empty() {
+                log!(
+                    NGX_LOG_WARN,
+                    cf.log,
+                    "upstream \"{}\": the dump file \"{}\" has no usable primary server, \
+                     starting with the configured servers",
+                    name,
+                    dump_path
+                );
+            }
         }
-        // An empty file (pre-created for an `include`) is no news.
-        Ok(Some((servers, left_out))) if !servers.is_empty() || left_out > 0 => log!(
-            NGX_LOG_WARN,
-            cf.log,
-            "upstream \"{}\": the dump file \"{}\" has no usable primary server, \
-             starting with the configured servers",
-            name,
-            dump_path
-        ),
-        Ok(_) => {}
+        Ok(None) => {}
         Err(e) => log!(
             NGX_LOG_ERR,
             cf.log,
@@ -722,47 +738,6 @@ fn initial_servers(
         down: true,
         ..Server::nginx_default(PLACEHOLDER.into())
     }]
-}
-
-/// The usable servers of the dump file at `path`, and how many were left
-/// out: `None` when there is no file, an error when it cannot be read or
-/// trusted. Servers that are not addresses (a file edited by hand) are left
-/// out.
-fn read_dump(cf: &ngx_conf_t, path: &str) -> Result<Option<(Vec<Server>, usize)>, DumpError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(DumpError::Read(e)),
-    };
-    let meta = file.metadata().map_err(DumpError::Read)?;
-    // SAFETY: the core module's configuration exists while the
-    // configuration is parsed; geteuid has no preconditions.
-    let owners = [0, unsafe { libc::geteuid() }, unsafe { workers_uid(cf) }];
-    if let Some(why) = dump::untrusted(&meta, &owners) {
-        return Err(DumpError::Untrusted(why));
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut &file, &mut text).map_err(DumpError::Read)?;
-    let servers = dump::parse(&text)?;
-    let all = servers.len();
-    let usable: Vec<Server> = servers
-        .into_iter()
-        .filter(|s| {
-            let ok = crate::registry::parse_address(&s.name).as_deref() == Ok(s.name.as_str());
-            if !ok {
-                log!(
-                    NGX_LOG_WARN,
-                    cf.log,
-                    "the dump file \"{}\": server {} is not an address, left out",
-                    path,
-                    crate::registry::quote(&s.name)
-                );
-            }
-            ok
-        })
-        .collect();
-    let left_out = all - usable.len();
-    Ok(Some((usable, left_out)))
 }
 
 /// The user nginx's workers run as: the `user` directive's, else (when

@@ -523,8 +523,7 @@ impl FetchOwner for Poller {
             Ok(parser) => self.with_session(|session, sink| {
                 let next = session.on_response(&parser, now_ms(), sink);
                 let at = session
-                    .status()
-                    .position
+                    .position()
                     .map_or(String::new(), |p| format!(", at {p}"));
                 let message = format!(
                     "registry answered {}, {} bytes{at}",

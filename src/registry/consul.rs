@@ -5,10 +5,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{
-    apply_attributes, apply_tags, folder, key_address, parse_address, parse_json, quote,
-    server_with_defaults,
-};
+use super::{apply_attributes, apply_tags, folder, key_address, parse_address, parse_json, quote};
 use super::{ParseError, Parsed};
 use crate::server::Server;
 
@@ -79,7 +76,7 @@ pub fn parse_kv(prefix: &str, body: &[u8]) -> Result<Parsed, ParseError> {
             continue;
         };
         let mut server = match key_address(&prefix, key) {
-            Ok(Some(name)) => server_with_defaults(name),
+            Ok(Some(name)) => Server::registry_default(name),
             Ok(None) => continue,
             Err(e) => {
                 out.warnings.push(e.0);
@@ -168,7 +165,7 @@ fn instance(
     };
     match parse_address(&text) {
         Ok(name) => {
-            let mut server = server_with_defaults(name);
+            let mut server = Server::registry_default(name);
             apply_tags(&mut server, tags, &mut out.warnings);
             Some(server)
         }
@@ -349,8 +346,14 @@ mod tests {
         );
         assert_eq!(fields(&p.servers[0]), (40, 3, 20, true, false));
         assert_eq!(fields(&p.servers[1]), (5, 0, 30, false, true));
-        assert_eq!(p.servers[2], server_with_defaults("127.0.0.1:8090".into()));
-        assert_eq!(p.servers[3], server_with_defaults("127.0.0.1:8091".into()));
+        assert_eq!(
+            p.servers[2],
+            Server::registry_default("127.0.0.1:8090".into())
+        );
+        assert_eq!(
+            p.servers[3],
+            Server::registry_default("127.0.0.1:8091".into())
+        );
         assert_eq!(fields(&p.servers[4]), (7, 2, 10, false, false));
     }
 
@@ -358,14 +361,14 @@ mod tests {
     fn kv_missing_value_field_is_defaults() {
         let body = br#"[{"Key":"up/10.0.0.1:80","Flags":0}]"#;
         let p = parse_kv("up/", body).unwrap();
-        assert_eq!(p.servers, [server_with_defaults("10.0.0.1:80".into())]);
+        assert_eq!(p.servers, [Server::registry_default("10.0.0.1:80".into())]);
         assert!(p.warnings.is_empty());
     }
 
     #[test]
     fn kv_non_json_value_warns_and_keeps_defaults() {
         let p = parse_kv("up/", &kv(&[("up/10.0.0.1:80", Some("weight=3"))])).unwrap();
-        assert_eq!(p.servers, [server_with_defaults("10.0.0.1:80".into())]);
+        assert_eq!(p.servers, [Server::registry_default("10.0.0.1:80".into())]);
         assert_eq!(
             p.warnings,
             [r#"key "up/10.0.0.1:80": value is not valid JSON, using the defaults"#]
@@ -389,7 +392,7 @@ mod tests {
             br#"[{"Key":"up/10.0.0.1:80","Value":"%%%"},{"Key":"up/10.0.0.1:81","Value":5}]"#;
         let p = parse_kv("up/", body).unwrap();
         assert_eq!(names(&p), ["10.0.0.1:80", "10.0.0.1:81"]);
-        assert_eq!(p.servers[0], server_with_defaults("10.0.0.1:80".into()));
+        assert_eq!(p.servers[0], Server::registry_default("10.0.0.1:80".into()));
         assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
         assert!(p.warnings[0].contains("not valid base64"));
         assert!(p.warnings[1].contains("not a string"));
@@ -558,7 +561,10 @@ mod tests {
             ]
         );
         assert_eq!(fields(&p.servers[0]), (3, 2, 60, true, true));
-        assert_eq!(p.servers[1], server_with_defaults("10.0.0.9:8081".into()));
+        assert_eq!(
+            p.servers[1],
+            Server::registry_default("10.0.0.9:8081".into())
+        );
         assert_eq!(fields(&p.servers[2]), (1, 5, 10, false, false));
     }
 

@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{apply_attributes, folder, parse_address, parse_json, quote, server_with_defaults};
+use super::{apply_attributes, folder, parse_address, parse_json, quote};
 use super::{ParseError, Parsed};
+use crate::server::Server;
 
 /// The body as a JSON object, or why it cannot be used.
 fn object(body: &[u8]) -> Result<Map<String, Value>, ParseError> {
@@ -121,7 +122,7 @@ pub fn parse_v2_dir(body: &[u8]) -> Result<Parsed, ParseError> {
             continue;
         }
         let mut server = match parse_address(name) {
-            Ok(name) => server_with_defaults(name),
+            Ok(name) => Server::registry_default(name),
             Err(e) => {
                 out.warnings
                     .push(format!("key {}: {e}, skipped", quote(key)));
@@ -227,7 +228,7 @@ mod tests {
         assert_eq!(fields(&p.servers[0]), (1, 4, 10, true, false));
         assert_eq!(fields(&p.servers[1]), (1, 2, 30, false, true));
         assert_eq!(fields(&p.servers[2]), (3, 2, 10, false, false));
-        assert_eq!(p.servers[3], server_with_defaults("[::1]:8000".into()));
+        assert_eq!(p.servers[3], Server::registry_default("[::1]:8000".into()));
         // The order of the answer does not matter.
         let reversed = dir(json!([
             leaf(
@@ -257,8 +258,8 @@ mod tests {
             names(&p),
             ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"]
         );
-        assert_eq!(p.servers[0], server_with_defaults("10.0.0.1:80".into()));
-        assert_eq!(p.servers[1], server_with_defaults("10.0.0.2:80".into()));
+        assert_eq!(p.servers[0], Server::registry_default("10.0.0.1:80".into()));
+        assert_eq!(p.servers[1], Server::registry_default("10.0.0.2:80".into()));
         assert_eq!(fields(&p.servers[2]), (1, 1, 10, false, false));
         assert_eq!(
             p.warnings,

@@ -10,8 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{apply_attributes, key_address, parse_json, quote, server_with_defaults};
+use super::{apply_attributes, key_address, parse_json, quote};
 use super::{ParseError, Parsed};
+use crate::server::Server;
 
 /// The keys under a prefix and their values, ordered by key.
 pub type Keys = BTreeMap<String, Vec<u8>>;
@@ -200,7 +201,7 @@ pub fn servers(prefix: &str, keys: &Keys) -> Parsed {
     for (key, value) in keys {
         match key_address(&folder, key) {
             Ok(Some(name)) => {
-                let mut server = server_with_defaults(name);
+                let mut server = Server::registry_default(name);
                 apply_attributes(&mut server, key, value, &mut out.warnings);
                 out.push_unique(server, &format!("key {key:?}"));
             }

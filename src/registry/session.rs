@@ -223,44 +223,36 @@ impl Session {
     ) -> Next {
         let secrets = self.secrets();
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
-        let next = match &mut self.protocol {
+        match &mut self.protocol {
             Protocol::Consul(p) => p.on_response(&mut ctx, answer),
             Protocol::EtcdV2(p) => p.on_response(&mut ctx, answer),
             Protocol::EtcdV3(p) => p.on_response(&mut ctx, answer),
-        };
-        self.status.position = self.position();
-        next
+        }
     }
 
     /// More of a streaming answer's body came, at `now_ms`.
     pub fn on_stream(&mut self, data: &[u8], now_ms: u64, sink: &mut dyn Sink) -> Stream {
         let secrets = self.secrets();
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
-        let stream = match &mut self.protocol {
+        match &mut self.protocol {
             Protocol::EtcdV3(p) => p.on_stream(&mut ctx, data),
             _ => Stream::Open { progress: false },
-        };
-        self.status.position = self.position();
-        stream
+        }
     }
 
     /// The exchange failed, at `now_ms`.
     pub fn on_failure(&mut self, failure: &Failure, now_ms: u64, sink: &mut dyn Sink) -> Next {
-        // A watch that saw no event within upsync_timeout is renewed.
-        let watching = match &mut self.protocol {
-            Protocol::Consul(_) => false,
-            Protocol::EtcdV2(p) => std::mem::take(&mut p.watching),
-            Protocol::EtcdV3(p) => std::mem::take(&mut p.watching),
+        // A watch that saw no event within upsync_timeout is renewed;
+        // anything else means a full read next.
+        let idle = matches!(failure, Failure::TimedOut(Phase::Read));
+        let renew = match &mut self.protocol {
+            Protocol::Consul(p) => p.on_failure(),
+            Protocol::EtcdV2(p) => p.on_failure(idle),
+            Protocol::EtcdV3(p) => p.on_failure(idle),
         };
-        if watching && matches!(failure, Failure::TimedOut(Phase::Read)) {
+        if renew {
             sink.log(Level::Info, "etcd watch idle, renewing it");
             return Next::Now;
-        }
-        // Anything else: a full read next.
-        match &mut self.protocol {
-            Protocol::Consul(p) => p.index.reset(),
-            Protocol::EtcdV2(p) => p.wait = None,
-            Protocol::EtcdV3(p) => p.revision = None,
         }
         let secrets = self.secrets();
         let retry = retry_ms(self.conf.interval_ms);
@@ -269,7 +261,6 @@ impl Session {
             "registry {}: {failure}, retrying in {retry} ms",
             ctx.conf.authority
         ));
-        self.status.position = self.position();
         Next::Retry
     }
 
@@ -295,11 +286,16 @@ impl Session {
         out
     }
 
-    pub fn status(&self) -> &Status {
-        &self.status
+    /// Where the sync stands.
+    pub fn status(&self) -> Status {
+        Status {
+            position: self.position(),
+            ..self.status.clone()
+        }
     }
 
-    fn position(&self) -> Option<u64> {
+    /// Consul's index or etcd's revision (v2: index) of the last answer.
+    pub fn position(&self) -> Option<u64> {
         match &self.protocol {
             Protocol::Consul(p) => p.position(),
             Protocol::EtcdV2(p) => p.position(),

@@ -8,7 +8,7 @@ use crate::registry::consul::{self, IndexState, Kind};
 
 #[derive(Default)]
 pub(super) struct Consul {
-    pub(super) index: IndexState,
+    index: IndexState,
     /// The `X-Consul-Index` of the last answer, for the status.
     seen: Option<u64>,
 }
@@ -60,6 +60,12 @@ impl Consul {
             ctx.synced();
         }
         Next::Interval
+    }
+
+    /// The exchange failed: a full read next.
+    pub(super) fn on_failure(&mut self) -> bool {
+        self.index.reset();
+        false
     }
 
     pub(super) fn position(&self) -> Option<u64> {

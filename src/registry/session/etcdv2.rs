@@ -10,9 +10,9 @@ use crate::registry::etcd;
 #[derive(Default)]
 pub(super) struct EtcdV2 {
     /// The `waitIndex` of the next watch; `None`: a full read.
-    pub(super) wait: Option<u64>,
+    wait: Option<u64>,
     /// The exchange under way is a watch.
-    pub(super) watching: bool,
+    watching: bool,
     /// The `X-Etcd-Index` of the last read, for the status.
     seen: Option<u64>,
 }
@@ -81,6 +81,16 @@ impl EtcdV2 {
         } else {
             Next::Interval
         }
+    }
+
+    /// The exchange failed (`idle`: no answer within the timeout): true
+    /// when a watch is renewed from the same index, else a full read next.
+    pub(super) fn on_failure(&mut self, idle: bool) -> bool {
+        if std::mem::take(&mut self.watching) && idle {
+            return true;
+        }
+        self.wait = None;
+        false
     }
 
     pub(super) fn position(&self) -> Option<u64> {

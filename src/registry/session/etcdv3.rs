@@ -13,7 +13,7 @@ pub(super) struct EtcdV3 {
     /// The keys under the prefix and the revision they are at (`None`:
     /// read the range again).
     keys: Keys,
-    pub(super) revision: Option<u64>,
+    revision: Option<u64>,
     /// A partial line of the watch stream.
     line: Lines,
     /// The auth token (never logged); the exchange under way authenticates;
@@ -22,7 +22,7 @@ pub(super) struct EtcdV3 {
     authenticating: bool,
     token_fresh: bool,
     /// The exchange under way is a watch.
-    pub(super) watching: bool,
+    watching: bool,
 }
 
 impl EtcdV3 {
@@ -44,6 +44,16 @@ impl EtcdV3 {
 
     pub(super) fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    /// The exchange failed (`idle`: no event within the timeout): true when
+    /// the watch is renewed from the same revision, else a new read next.
+    pub(super) fn on_failure(&mut self, idle: bool) -> bool {
+        if std::mem::take(&mut self.watching) && idle {
+            return true;
+        }
+        self.revision = None;
+        false
     }
 
     pub(super) fn position(&self) -> Option<u64> {
