@@ -40,10 +40,12 @@ impl PartialEq for Parsed {
 impl Parsed {
     /// Adds `server` unless a server of the same address is already listed:
     /// the first one wins, the later one is reported.
-    pub(crate) fn push_unique(&mut self, server: Server, origin: &str) {
+    /// `origin` says where the server came from, for the warning.
+    pub(crate) fn push_unique(&mut self, server: Server, origin: impl FnOnce() -> String) {
         if self.names.contains(&server.name) {
             self.warnings.push(format!(
-                "{origin}: server {} is listed twice, the first one is used",
+                "{}: server {} is listed twice, the first one is used",
+                origin(),
                 server.name
             ));
         } else {
@@ -135,7 +137,7 @@ pub fn excerpt(body: &[u8], secrets: &[String]) -> String {
 /// for a folder (the prefix itself included), an error that names the key
 /// for a key outside the folder, in a sub-folder or that is not an address.
 pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, ParseError> {
-    if key.ends_with('/') || key.is_empty() || format!("{key}/") == folder {
+    if key.ends_with('/') || key.is_empty() || folder.strip_suffix('/') == Some(key) {
         return Ok(None);
     }
     let Some(rest) = key.strip_prefix(folder) else {
@@ -576,10 +578,12 @@ mod tests {
                     (i >> 8) & 255,
                     i & 255
                 )),
-                "k",
+                || "k".into(),
             );
         }
-        p.push_unique(Server::registry_default("10.0.0.0:80".into()), "again");
+        p.push_unique(Server::registry_default("10.0.0.0:80".into()), || {
+            "again".into()
+        });
         assert_eq!(p.servers.len(), 200_000);
         assert_eq!(
             p.warnings,

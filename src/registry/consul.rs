@@ -99,7 +99,7 @@ pub fn parse_kv(prefix: &str, body: &[u8]) -> Result<Parsed, ParseError> {
                 quote(key)
             )),
         }
-        out.push_unique(server, &format!("key {}", quote(key)));
+        out.push_unique(server, || format!("key {}", quote(key)));
     }
     Ok(out)
 }
@@ -192,7 +192,7 @@ pub fn parse_catalog(body: &[u8]) -> Result<Parsed, ParseError> {
             &tag_list(item.get("ServiceTags")),
         );
         if let Some(server) = server {
-            out.push_unique(server, &origin);
+            out.push_unique(server, || origin);
         }
     }
     Ok(out)
@@ -227,7 +227,7 @@ pub fn parse_health(body: &[u8]) -> Result<Parsed, ParseError> {
         if failing {
             server.down = true;
         }
-        out.push_unique(server, &origin);
+        out.push_unique(server, || origin);
     }
     Ok(out)
 }

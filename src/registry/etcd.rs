@@ -139,7 +139,7 @@ pub fn parse_v2_dir(body: &[u8]) -> Result<Parsed, ParseError> {
                 quote(key)
             )),
         }
-        out.push_unique(server, &format!("key {}", quote(key)));
+        out.push_unique(server, || format!("key {}", quote(key)));
     }
     Ok(out)
 }

@@ -194,22 +194,79 @@ pub fn parse_watch_line(line: &[u8]) -> Result<WatchMessage, ParseError> {
     Ok(WatchMessage::Events { revision, events })
 }
 
-/// The servers the keys under `prefix` describe, in key order.
-pub fn servers(prefix: &str, keys: &Keys) -> Parsed {
-    let folder = super::folder(prefix);
-    let mut out = Parsed::default();
-    for (key, value) in keys {
-        match key_address(&folder, key) {
-            Ok(Some(name)) => {
-                let mut server = Server::registry_default(name);
-                apply_attributes(&mut server, key, value, &mut out.warnings);
-                out.push_unique(server, &format!("key {key:?}"));
-            }
-            Ok(None) => {}
-            Err(e) => out.warnings.push(e.0),
+/// What one key under the prefix gives: a server (or none, for a folder
+/// key) and the problems found in its name and value.
+struct Entry {
+    server: Option<Server>,
+    warnings: Vec<String>,
+}
+
+/// The keys under a prefix, each parsed once, when it is read or changes: a
+/// watch event on a list of 10,000 keys parses one key, not 10,000.
+pub struct KeyList {
+    folder: String,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl KeyList {
+    pub fn new(prefix: &str) -> Self {
+        KeyList {
+            folder: super::folder(prefix),
+            entries: BTreeMap::new(),
         }
     }
-    out
+
+    /// Every key, as a range read gives them.
+    pub fn replace(&mut self, keys: Keys) {
+        self.entries.clear();
+        for (key, value) in keys {
+            self.put(key, &value);
+        }
+    }
+
+    pub fn put(&mut self, key: String, value: &[u8]) {
+        let mut warnings = Vec::new();
+        let server = match key_address(&self.folder, &key) {
+            Ok(Some(name)) => {
+                let mut server = Server::registry_default(name);
+                apply_attributes(&mut server, &key, value, &mut warnings);
+                Some(server)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warnings.push(e.0);
+                None
+            }
+        };
+        self.entries.insert(key, Entry { server, warnings });
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The servers the keys describe, in key order.
+    pub fn servers(&self) -> Parsed {
+        let mut out = Parsed::default();
+        for (key, entry) in &self.entries {
+            out.warnings.extend(entry.warnings.iter().cloned());
+            if let Some(server) = &entry.server {
+                out.push_unique(server.clone(), || format!("key {}", quote(key)));
+            }
+        }
+        out
+    }
+}
+
+/// The servers the keys under `prefix` describe, in key order.
+pub fn servers(prefix: &str, keys: &Keys) -> Parsed {
+    let mut list = KeyList::new(prefix);
+    list.replace(keys.clone());
+    list.servers()
 }
 
 #[cfg(test)]
@@ -359,5 +416,29 @@ mod tests {
         let p = servers("/up", &keys);
         assert_eq!(p.servers.len(), 1);
         assert_eq!(p.warnings.len(), 2);
+    }
+
+    #[test]
+    fn a_key_list_follows_puts_and_deletes() {
+        let mut list = KeyList::new("/up/");
+        let mut keys = Keys::new();
+        keys.insert("/up/10.0.0.1:80".into(), br#"{"weight":2}"#.to_vec());
+        keys.insert("/up/10.0.0.2:80".into(), b"not json".to_vec());
+        list.replace(keys);
+        let p = list.servers();
+        assert_eq!((p.servers.len(), p.warnings.len()), (2, 1));
+        list.put("/up/10.0.0.2:80".into(), br#"{"weight":5}"#);
+        list.put("/up/10.0.0.3:80".into(), b"");
+        list.remove("/up/10.0.0.1:80");
+        let p = list.servers();
+        assert!(p.warnings.is_empty());
+        let names: Vec<_> = p
+            .servers
+            .iter()
+            .map(|s| (s.name.as_str(), s.weight))
+            .collect();
+        assert_eq!(names, [("10.0.0.2:80", 5), ("10.0.0.3:80", 1)]);
+        list.replace(Keys::new());
+        assert!(list.is_empty());
     }
 }

@@ -188,7 +188,7 @@ impl Session {
     pub fn new(conf: UpsyncConf, max_line: usize) -> Session {
         let protocol = match conf.kind {
             RegistryKind::Etcd => Protocol::EtcdV2(etcdv2::EtcdV2::default()),
-            RegistryKind::EtcdV3 => Protocol::EtcdV3(etcdv3::EtcdV3::new(max_line)),
+            RegistryKind::EtcdV3 => Protocol::EtcdV3(etcdv3::EtcdV3::new(&conf.path, max_line)),
             _ => Protocol::Consul(consul::Consul::default()),
         };
         Session {

@@ -7,12 +7,12 @@
 use super::{Ctx, Level, Next, Request, Stream};
 use crate::conf::UpsyncConf;
 use crate::http::{Lines, ResponseParser};
-use crate::registry::etcdv3::{self, Event, Keys, WatchMessage};
+use crate::registry::etcdv3::{self, Event, KeyList, WatchMessage};
 
 pub(super) struct EtcdV3 {
     /// The keys under the prefix and the revision they are at (`None`:
     /// read the range again).
-    keys: Keys,
+    keys: KeyList,
     revision: Option<u64>,
     /// A partial line of the watch stream.
     line: Lines,
@@ -26,9 +26,9 @@ pub(super) struct EtcdV3 {
 }
 
 impl EtcdV3 {
-    pub(super) fn new(max_line: usize) -> Self {
+    pub(super) fn new(prefix: &str, max_line: usize) -> Self {
         EtcdV3 {
-            keys: Keys::new(),
+            keys: KeyList::new(prefix),
             revision: None,
             line: Lines::new(max_line),
             token: None,
@@ -147,7 +147,7 @@ impl EtcdV3 {
         }
         match etcdv3::parse_range(body) {
             Ok((revision, keys)) => {
-                self.keys = keys;
+                self.keys.replace(keys);
                 if !self.apply_keys(ctx) {
                     // No watch: the refused list is read again.
                     return Next::Retry;
@@ -203,9 +203,9 @@ impl EtcdV3 {
                     }
                     for event in events {
                         match event {
-                            Event::Put(key, value) => self.keys.insert(key, value),
+                            Event::Put(key, value) => self.keys.put(key, &value),
                             Event::Delete(key) => self.keys.remove(&key),
-                        };
+                        }
                     }
                     if !self.apply_keys(ctx) {
                         self.revision = None;
@@ -232,7 +232,7 @@ impl EtcdV3 {
 
     /// Applies the list the keys make; false when it was refused.
     fn apply_keys(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let parsed = etcdv3::servers(&ctx.conf.path, &self.keys);
+        let parsed = self.keys.servers();
         if parsed.servers.is_empty() && self.keys.is_empty() {
             ctx.nothing_under();
             return true;
