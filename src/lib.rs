@@ -16,6 +16,7 @@ pub mod pace;
 pub mod registry;
 pub mod server;
 pub mod show;
+pub mod status;
 
 // The one place unsafe code is allowed (Cargo.toml's lints deny it elsewhere).
 #[cfg(feature = "nginx")]

@@ -9,6 +9,7 @@ mod net;
 mod peers;
 mod poller;
 mod show;
+mod stats;
 #[cfg(ngx_resolve_peers)]
 mod zone;
 

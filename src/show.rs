@@ -1,24 +1,15 @@
 //! The `upstream_show` body, byte-compatible with the C module.
 
-use crate::server::Server;
-
-/// What `upstream_show` knows of one upstream.
-pub struct UpstreamView {
-    /// The upstream's name as written in the config.
-    pub name: String,
-    /// Primary servers in list order, or `None` when the upstream has no
-    /// round-robin list (the C module then prints a count of 0).
-    pub servers: Option<Vec<Server>>,
-}
+use crate::status::{find, Upstream};
 
 const NOT_FOUND: &str = "The upstream you requested does not exist. Please double-check the name";
 const NO_UPSTREAMS: &str = "No upstreams defined";
 
-/// Builds the response body for the query string `args` (the upstream name,
-/// matched case-insensitively; empty means every upstream).
-pub fn render(args: &[u8], upstreams: &[UpstreamView]) -> String {
+/// Builds the response body for the upstream `name` (matched
+/// case-insensitively; empty means every upstream).
+pub fn render(name: &[u8], upstreams: &[Upstream]) -> String {
     let mut out = String::new();
-    if args.is_empty() {
+    if name.is_empty() {
         if upstreams.is_empty() {
             out.push_str(NO_UPSTREAMS);
         }
@@ -28,21 +19,18 @@ pub fn render(args: &[u8], upstreams: &[UpstreamView]) -> String {
         }
         return out;
     }
-    match upstreams
-        .iter()
-        .find(|u| u.name.as_bytes().eq_ignore_ascii_case(args))
-    {
+    match find(upstreams, name) {
         Some(upstream) => render_one(upstream, &mut out),
         None => out.push_str(NOT_FOUND),
     }
     out
 }
 
-fn render_one(upstream: &UpstreamView, out: &mut String) {
+fn render_one(upstream: &Upstream, out: &mut String) {
     out.push_str("Upstream name: ");
     out.push_str(&upstream.name);
     out.push_str("; Backend server count: ");
-    let servers = upstream.servers.as_deref().unwrap_or(&[]);
+    let servers: Vec<_> = upstream.primaries().collect();
     out.push_str(&servers.len().to_string());
     out.push('\n');
     for server in servers {
@@ -54,29 +42,37 @@ fn render_one(upstream: &UpstreamView, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Server;
+    use crate::status::{Peer, State};
 
-    fn view(name: &str, ports: &[u16]) -> UpstreamView {
-        UpstreamView {
+    fn view(name: &str, ports: &[u16]) -> Upstream {
+        Upstream {
             name: name.into(),
-            servers: Some(
-                ports
-                    .iter()
-                    .map(|p| Server {
+            peers: ports
+                .iter()
+                .map(|p| Peer {
+                    server: Server {
                         name: format!("127.0.0.1:{p}"),
                         weight: 1,
                         max_fails: 2,
                         fail_timeout: 10,
                         down: false,
-                        backup: false,
-                    })
-                    .collect(),
-            ),
+                        backup: *p == 9999,
+                    },
+                    state: State::Up,
+                    active: 0,
+                    max_conns: 0,
+                })
+                .collect(),
+            zone: None,
+            sync: None,
         }
     }
 
     #[test]
     fn one_upstream_case_insensitive() {
-        let ups = [view("test", &[8088, 8089]), view("backend", &[8090])];
+        // The backup (port 9999) is not listed, as in the C module.
+        let ups = [view("test", &[8088, 8089, 9999]), view("backend", &[8090])];
         assert_eq!(
             render(b"TeSt", &ups),
             "Upstream name: test; Backend server count: 2\n\
@@ -104,10 +100,7 @@ mod tests {
         assert_eq!(render(b"nope", &ups), NOT_FOUND);
         assert_eq!(render(b"", &[]), NO_UPSTREAMS);
         assert_eq!(render(b"x", &[]), NOT_FOUND);
-        let no_list = UpstreamView {
-            name: "x".into(),
-            servers: None,
-        };
+        let no_list = view("x", &[]);
         assert_eq!(
             render(b"x", &[no_list]),
             "Upstream name: x; Backend server count: 0\n"

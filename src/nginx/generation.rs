@@ -274,6 +274,11 @@ impl<'a> PeerSource<'a> {
         self.by_name.get(name.as_bytes()).map(|&i| self.peers[i])
     }
 
+    /// Every peer, in list order (primary then backup).
+    pub(crate) fn peers(&self) -> &[&'a ngx_http_upstream_rr_peer_t] {
+        &self.peers
+    }
+
     /// Every server of the list, in list order (primary then backup).
     pub(crate) fn servers(&self, primary_count: usize) -> Vec<Server> {
         self.peers

@@ -23,11 +23,12 @@ use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::upstreams;
 use super::poller::Poller;
-use super::show::upstream_show_handler;
+use super::show::{show_json, show_prometheus, show_text};
 use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
 use crate::dump;
 use crate::server::Server;
+use crate::status::Format;
 
 /// What `upsync*` directives say about one upstream, and, once configured,
 /// the upstream's runtime state in this process.
@@ -103,7 +104,7 @@ static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 5] = [
     },
     ngx_command_t {
         name: ngx_string!("upstream_show"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(set_upstream_show),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
@@ -366,7 +367,8 @@ extern "C" fn set_lb(
     })
 }
 
-/// `upstream_show;` installs the content handler of the location.
+/// `upstream_show [text|json|prometheus];` installs the content handler of
+/// the location, for its default format.
 extern "C" fn set_upstream_show(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -375,10 +377,28 @@ extern "C" fn set_upstream_show(
     guard(CONF_ERROR, || {
         // SAFETY: nginx calls directive handlers with a valid `cf` while parsing a
         // location, where the core module's location configuration exists.
-        let cf = unsafe { &*cf };
-        match NgxHttpCoreModule::location_conf_mut(cf) {
+        let cfr = unsafe { &*cf };
+        // SAFETY: as above.
+        let args = unsafe { args(cfr) };
+        let Some(format) = args
+            .first()
+            .map_or(Some(Format::Text), |a| Format::parse(a.as_bytes()))
+        else {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"upstream_show\": unknown format \"{}\": use text, json or prometheus",
+                args[0]
+            );
+            return CONF_ERROR;
+        };
+        match NgxHttpCoreModule::location_conf_mut(cfr) {
             Some(clcf) => {
-                clcf.handler = Some(upstream_show_handler);
+                clcf.handler = Some(match format {
+                    Format::Text => show_text,
+                    Format::Json => show_json,
+                    Format::Prometheus => show_prometheus,
+                });
                 CONF_OK
             }
             None => c"has no location configuration".as_ptr().cast_mut(),
@@ -426,13 +446,15 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         let all = unsafe { upstreams(umcf) };
         let mut seats = Seats::new(cf, all);
         // SAFETY: as above.
+        let mut cells = unsafe { status_cells(cf, all) };
+        // SAFETY: as above.
         if let Err(msg) = unsafe { dump_paths(cfr, all) } {
             log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
             return NGX_ERROR as ngx_int_t;
         }
         for &uscf in all {
             // SAFETY: as above.
-            if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats) } {
+            if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats, cells.as_mut()) } {
                 log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
                 return NGX_ERROR as ngx_int_t;
             }
@@ -477,6 +499,63 @@ unsafe fn dump_paths(
         }
     }
     Ok(())
+}
+
+/// The cells of every synced upstream's sync figures (one for a zone
+/// upstream, one per worker slot for the others), in one zone.
+///
+/// # Safety
+/// `all` are the upstreams of the configuration in `cf`.
+unsafe fn status_cells(
+    cf: *mut ngx_conf_t,
+    all: &[*mut ngx_http_upstream_srv_conf_t],
+) -> Option<super::stats::Plan> {
+    let slots = worker_slots(cf);
+    let total: usize = all
+        .iter()
+        // SAFETY: per the contract.
+        .filter(|&&u| unsafe { srv_conf(u).is_some_and(|sc| sc.upsync.is_some()) })
+        // SAFETY: as above.
+        .map(|&u| {
+            if unsafe { (*u).shm_zone.is_null() } {
+                slots
+            } else {
+                1
+            }
+        })
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    // SAFETY: `cf` is the configuration being built; the tag is the
+    // module's address, as nginx modules do.
+    unsafe {
+        super::stats::Plan::new(
+            cf,
+            total,
+            slots,
+            ptr::addr_of_mut!(ngx_http_upsync_module).cast(),
+        )
+    }
+}
+
+/// How many workers to keep figures for: `worker_processes` when it came
+/// before the `http` block (as configs write it), else the number of CPUs
+/// (what `auto` gives). Workers beyond it are not counted.
+fn worker_slots(cf: *mut ngx_conf_t) -> usize {
+    // SAFETY: the core module's configuration exists from the start of the
+    // cycle's parse; `worker_processes` is set by its directive, or unset.
+    let set = unsafe {
+        let ctx = (*(*cf).cycle).conf_ctx;
+        let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
+        (*ccf).worker_processes
+    };
+    if set > 0 {
+        set as usize
+    } else {
+        // SAFETY: nginx sets it at start, before reading the configuration.
+        (unsafe { ngx::ffi::ngx_ncpu }).max(1) as usize
+    }
 }
 
 /// Election slots of the synced upstreams that have a `zone`.
@@ -524,6 +603,7 @@ unsafe fn take_over(
     cf: &ngx_conf_t,
     uscf: *mut ngx_http_upstream_srv_conf_t,
     #[cfg_attr(not(ngx_resolve_peers), allow(unused_variables))] seats: &mut Seats,
+    cells: Option<&mut super::stats::Plan>,
 ) -> Result<(), ConfError> {
     // SAFETY: per the contract.
     let Some(sc) = (unsafe { srv_conf(uscf) }) else {
@@ -603,6 +683,7 @@ unsafe fn take_over(
             &initial,
             #[cfg(ngx_resolve_peers)]
             shared,
+            cells.map(|plan| plan.take(!u.shm_zone.is_null())),
             &mut problems,
         )
     };

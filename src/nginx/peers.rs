@@ -1,6 +1,7 @@
 //! Read access to an upstream's round-robin peer lists.
 
 use std::ffi::{c_void, CStr};
+use std::ptr;
 use std::slice;
 
 use ngx::ffi::{
@@ -10,7 +11,7 @@ use ngx::ffi::{
 
 use super::generation::{PeerSource, PLACEHOLDER};
 use crate::server::Server;
-use crate::show::UpstreamView;
+use crate::status::{Peer, State, Upstream};
 
 /// What applying a registry's list to an upstream's peer lists did; both
 /// backends (per-worker generations, the shared zone) answer with it.
@@ -42,23 +43,37 @@ pub(crate) unsafe fn upstreams(
     unsafe { slice::from_raw_parts(umcf.upstreams.elts.cast(), umcf.upstreams.nelts) }
 }
 
-/// A snapshot of one upstream for `upstream_show`.
+/// A snapshot of one upstream for `upstream_show`: its peers, its zone,
+/// and its sync when the module keeps it.
 ///
 /// # Safety
 /// `uscf` must be a live upstream of the running cycle whose `peer.data`, when
 /// set, is a round-robin peer list (every stock balancer builds on it).
-pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> UpstreamView {
+pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> Upstream {
     let name = String::from_utf8_lossy(uscf.host.as_bytes()).into_owned();
-    let peers = uscf.peer.data as *mut ngx_http_upstream_rr_peers_t;
-    let servers = if peers.is_null() {
-        None
+    let list = uscf.peer.data as *mut ngx_http_upstream_rr_peers_t;
+    let peers = if list.is_null() {
+        Vec::new()
     } else {
         // SAFETY: per the contract above, a non-null peer.data is the list.
-        Some(unsafe { with_rlock(peers, primary_servers) })
+        unsafe { with_rlock(list, peers_of) }
     };
-    UpstreamView { name, servers }
+    let zone = (!uscf.shm_zone.is_null()).then(|| {
+        // SAFETY: a live upstream's zone, named in its config.
+        String::from_utf8_lossy(unsafe { (*uscf.shm_zone).shm.name.as_bytes() }).into_owned()
+    });
+    // SAFETY: per the contract; the poller lives as long as the cycle's
+    // configuration, and is only read here.
+    let sync = unsafe { super::module::runtime(ptr::from_ref(uscf).cast_mut()) }
+        // SAFETY: as above.
+        .map(|poller| unsafe { (*poller).sync_view() });
+    Upstream {
+        name,
+        peers,
+        zone,
+        sync,
+    }
 }
-
 /// Runs `f` on the list, under its read lock when it lives in a shared zone.
 ///
 /// # Safety
@@ -86,14 +101,33 @@ unsafe fn with_rlock<T>(
     f(unsafe { &*peers })
 }
 
-/// The primary servers of a list, without the stand-in of an empty upstream.
-fn primary_servers(peers: &ngx_http_upstream_rr_peers_t) -> Vec<Server> {
+/// The peers of a list, primaries then backups, without the stand-in of an
+/// empty upstream, with their state as nginx's round robin sees it now.
+fn peers_of(list: &ngx_http_upstream_rr_peers_t) -> Vec<Peer> {
     // SAFETY: the caller keeps the list alive and unchanged while we read.
-    let source = unsafe { PeerSource::from_list(peers) };
+    let source = unsafe { PeerSource::from_list(list) };
+    // SAFETY: nginx's cached clock, updated by this process's event loop.
+    let now = unsafe { (*ngx::ffi::ngx_cached_time).sec };
     source
-        .servers(peers.number)
+        .servers(list.number)
         .into_iter()
-        .filter(|s| !s.backup && s.name != PLACEHOLDER)
+        .zip(source.peers())
+        .filter(|(s, _)| s.name != PLACEHOLDER)
+        .map(|(server, p)| Peer {
+            state: if server.down {
+                State::Down
+            } else if p.max_fails != 0
+                && p.fails >= p.max_fails
+                && now - p.checked <= p.fail_timeout
+            {
+                State::Unavail
+            } else {
+                State::Up
+            },
+            server,
+            active: p.conns as u64,
+            max_conns: p.max_conns as u64,
+        })
         .collect()
 }
 

@@ -19,6 +19,7 @@ use ngx::ffi::{
 use super::generation::{Generation, Lineage, PeerSource, SockAddr};
 use super::net::exchange::{Fetch, FetchOwner};
 use super::peers::ApplyOutcome;
+use super::stats::Cells;
 use super::{cycle_log, log};
 use crate::conf::UpsyncConf;
 use crate::dump;
@@ -26,6 +27,7 @@ use crate::http::ResponseParser;
 use crate::pace::Pacer;
 use crate::registry::session::{retry_ms, Applied, Failure, Level, Next, Session, Sink, Stream};
 use crate::server::Server;
+use crate::status::{Mode, Record, Sync};
 
 /// Registry answers larger than this are refused with an error.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -67,6 +69,12 @@ pub(crate) struct Poller {
     /// Keeps quick answers from making the loop spin.
     pacer: Pacer,
     started: bool,
+    /// Its sync figures in shared memory (one cell, or one per worker
+    /// slot); what the cell held when this process began to write it, which
+    /// its own figures add to; when it last wrote the dump.
+    cells: Option<Cells>,
+    base: Option<Record>,
+    dump_written_ms: Option<u64>,
     /// Shared-zone mode: the upstream's election slot, and the timer that
     /// runs the election in this worker.
     #[cfg(ngx_resolve_peers)]
@@ -99,6 +107,7 @@ impl Poller {
         registry: SocketAddr,
         initial: &[Server],
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
+        cells: Option<Cells>,
         problems: &mut Vec<String>,
     ) -> Box<Poller> {
         // SAFETY: per the contract.
@@ -141,6 +150,9 @@ impl Poller {
             fetch,
             pacer: Pacer::default(),
             started: false,
+            cells,
+            base: None,
+            dump_written_ms: None,
             #[cfg(ngx_resolve_peers)]
             shared,
         })
@@ -172,6 +184,7 @@ impl Poller {
         }
         self.writes_dump = writes_dump;
         self.started = true;
+        self.publish();
         if self.conf.strong_dependency {
             self.pull_before_serving();
         }
@@ -230,6 +243,8 @@ impl Poller {
             );
             self.writes_dump = true;
             self.started = true;
+            self.base = None;
+            self.publish();
             self.schedule(0);
         } else if role == Role::Follower && self.started {
             // Another worker took over (this one was silent too long): it
@@ -262,7 +277,113 @@ impl Poller {
         let mut session = self.session.take()?;
         let r = f(&mut session, self);
         self.session = Some(session);
+        self.publish();
         Some(r)
+    }
+
+    /// Zone mode: one poller for every worker.
+    fn zoned(&self) -> bool {
+        #[cfg(ngx_resolve_peers)]
+        return self.shared.is_some();
+        #[cfg(not(ngx_resolve_peers))]
+        false
+    }
+
+    /// Writes this process's sync figures to its cell.
+    fn publish(&mut self) {
+        let (Some(cells), Some(session)) = (self.cells, &self.session) else {
+            return;
+        };
+        // SAFETY: process-wide values nginx sets at the worker's start.
+        let (slot, pid) = unsafe { (ngx::ffi::ngx_worker as usize, ngx::ffi::ngx_pid as u64) };
+        let slot = if self.zoned() { 0 } else { slot };
+        // SAFETY: a worker (or the single process) of the cycle whose
+        // configuration declared the zone.
+        let Some(cell) = (unsafe { cells.cell(slot) }) else {
+            return;
+        };
+        let st = session.status();
+        // A respawned worker, or a new zone poller, goes on from the cell's
+        // figures: counters stay counters.
+        let base = self.base.get_or_insert_with(|| {
+            let mut old = cell.read(slot);
+            old.syncs = old.syncs.saturating_sub(st.syncs);
+            old.changes = old.changes.saturating_sub(st.changes);
+            for (o, e) in old.errors.iter_mut().zip(st.errors) {
+                *o = o.saturating_sub(e);
+            }
+            old
+        });
+        let (wall, mono) = (wall_ms(), now_ms());
+        let wall_of = |t: u64| wall.saturating_sub(mono.saturating_sub(t));
+        let mut errors = base.errors;
+        for (e, mine) in errors.iter_mut().zip(st.errors) {
+            *e += mine;
+        }
+        let record = Record {
+            worker: slot,
+            pid,
+            position: st.position.or(base.position),
+            syncs: base.syncs + st.syncs,
+            changes: base.changes + st.changes,
+            errors,
+            last_ok: if st.last_sync_ms.is_some() || st.last_error_ms.is_some() {
+                st.last_ok
+            } else {
+                base.last_ok
+            },
+            last_sync_ms: st.last_sync_ms.map(wall_of).or(base.last_sync_ms),
+            last_change_ms: st.last_change_ms.map(wall_of).or(base.last_change_ms),
+            last_error: st
+                .last_error_ms
+                .zip(st.last_error)
+                .map(|(t, text)| (wall_of(t), text))
+                .or(base.last_error.clone()),
+            dump_written_ms: self.dump_written_ms.or(base.dump_written_ms),
+        };
+        cell.write(&record);
+    }
+
+    /// What `upstream_show` says of the sync: the figures of every cell.
+    pub(crate) fn sync_view(&self) -> Sync {
+        let mode = if self.zoned() {
+            Mode::Zone
+        } else {
+            Mode::Worker
+        };
+        let mut records = Vec::new();
+        if let Some(cells) = self.cells {
+            let count = match mode {
+                Mode::Zone => 1,
+                Mode::Worker => cells.count.min(worker_processes()),
+            };
+            for i in 0..count {
+                // SAFETY: a worker (or the single process) of the cycle
+                // whose configuration declared the zone.
+                if let Some(cell) = unsafe { cells.cell(i) } {
+                    records.push(cell.read(i));
+                }
+            }
+        }
+        #[cfg(ngx_resolve_peers)]
+        if let (Some(shared), Some(r)) = (&self.shared, records.first_mut()) {
+            // The poller is whoever holds the election slot now.
+            // SAFETY: the cycle's election zone, mapped in every worker.
+            r.pid = unsafe { super::zone::slot(shared.election, shared.index) }.owner_pid();
+        }
+        Sync {
+            kind: self.conf.kind.name(),
+            registry: format!(
+                "{}{}",
+                self.conf.authority,
+                self.conf.path.split('?').next().unwrap_or_default()
+            ),
+            mode,
+            interval_ms: self.conf.interval_ms,
+            timeout_ms: self.conf.timeout_ms,
+            dump_path: self.dump_path.clone(),
+            records,
+        }
     }
 
     fn schedule(&mut self, delay_ms: u64) {
@@ -452,7 +573,7 @@ impl Poller {
     }
 
     /// After a change: say so, and write the dump file.
-    fn applied(&self, servers: &[Server]) {
+    fn applied(&mut self, servers: &[Server]) {
         log!(
             NGX_LOG_NOTICE,
             cycle_log(),
@@ -461,17 +582,16 @@ impl Poller {
             servers.len()
         );
         if self.writes_dump {
-            if let Err(e) =
-                dump::write_atomic(&self.dump_path, &dump::render(servers, self.backups))
-            {
-                log!(
+            match dump::write_atomic(&self.dump_path, &dump::render(servers, self.backups)) {
+                Ok(()) => self.dump_written_ms = Some(wall_ms()),
+                Err(e) => log!(
                     NGX_LOG_ERR,
                     cycle_log(),
                     "upstream \"{}\": cannot write the dump file \"{}\": {}",
                     self.name,
                     self.dump_path,
                     e
-                );
+                ),
             }
         }
     }
@@ -575,6 +695,27 @@ unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
             cycle_log(),
             "poll loop panicked, stopping it"
         );
+    }
+}
+
+/// nginx's cached wall clock, in Unix milliseconds.
+fn wall_ms() -> u64 {
+    // SAFETY: nginx keeps `ngx_cached_time` pointing at a live time slot,
+    // updated in this process's event loop.
+    unsafe {
+        let t = &*ngx::ffi::ngx_cached_time;
+        t.sec as u64 * 1000 + t.msec as u64
+    }
+}
+
+/// The cycle's `worker_processes`.
+fn worker_processes() -> usize {
+    // SAFETY: the running cycle's core configuration, complete once workers
+    // run.
+    unsafe {
+        let ctx = (*ngx::ffi::ngx_cycle).conf_ctx;
+        let ccf = *ctx.add(ngx::ffi::ngx_core_module.index) as *const ngx::ffi::ngx_core_conf_t;
+        (*ccf).worker_processes.max(1) as usize
     }
 }
 

@@ -164,6 +164,11 @@ impl Slot {
     }
 
     /// Frees the slot if this worker holds it.
+    /// The pid of the worker that polls, 0 when none does.
+    pub(crate) fn owner_pid(&self) -> u64 {
+        self.owner.load(Ordering::Acquire) >> 32
+    }
+
     pub(crate) fn resign(&self) {
         // SAFETY: as in elect.
         let me = unsafe { ngx_pid as u32 as u64 };

@@ -154,6 +154,52 @@ impl Request {
     }
 }
 
+/// Why a poll failed, for the status counters: a bounded set, each counted
+/// from the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// No connection, or it broke (refused, reset, closed).
+    Connect,
+    /// A step took longer than its bound.
+    Timeout,
+    /// An answer that is not HTTP, or a status other than success.
+    Http,
+    /// An answer the registry kind cannot use.
+    Parse,
+    /// A list that was refused (empty, no usable primary, a full zone).
+    Refused,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Connect,
+        Reason::Timeout,
+        Reason::Http,
+        Reason::Parse,
+        Reason::Refused,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Connect => "connect",
+            Reason::Timeout => "timeout",
+            Reason::Http => "http",
+            Reason::Parse => "parse",
+            Reason::Refused => "refused",
+        }
+    }
+
+    fn of(failure: &Failure) -> Reason {
+        match failure {
+            Failure::TimedOut(_) => Reason::Timeout,
+            Failure::Parse(_) => Reason::Http,
+            Failure::Connect(_) | Failure::Send | Failure::Recv | Failure::Closing => {
+                Reason::Connect
+            }
+        }
+    }
+}
+
 /// Where the sync of an upstream stands, for status pages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Status {
@@ -165,10 +211,21 @@ pub struct Status {
     /// Changes applied and when the last one was.
     pub changes: u64,
     pub last_change_ms: Option<u64>,
-    /// Failures (transport, status, unusable or refused answers) and the
-    /// last one's message.
-    pub errors: u64,
+    /// Failures (transport, status, unusable or refused answers), by
+    /// [`Reason`] (in the order of `Reason::ALL`), and the last one's
+    /// message and time.
+    pub errors: [u64; 5],
     pub last_error: Option<String>,
+    pub last_error_ms: Option<u64>,
+    /// The last poll gave a usable answer.
+    pub last_ok: bool,
+}
+
+impl Status {
+    /// Failures of every reason.
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum()
+    }
 }
 
 /// The session of one upstream's registry.
@@ -257,10 +314,13 @@ impl Session {
         let secrets = self.secrets();
         let retry = retry_ms(self.conf.interval_ms);
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
-        ctx.error(&format!(
-            "registry {}: {failure}, retrying in {retry} ms",
-            ctx.conf.authority
-        ));
+        ctx.error(
+            Reason::of(failure),
+            &format!(
+                "registry {}: {failure}, retrying in {retry} ms",
+                ctx.conf.authority
+            ),
+        );
         Next::Retry
     }
 
@@ -371,15 +431,22 @@ impl<'a> Ctx<'a> {
     }
 
     /// A failure: logged at error level and counted.
-    fn error(&mut self, message: &str) {
-        self.status.errors += 1;
-        self.status.last_error = Some(message.to_string());
+    fn error(&mut self, reason: Reason, message: &str) {
+        self.failed(reason, message);
         self.sink.log(Level::Error, message);
+    }
+
+    fn failed(&mut self, reason: Reason, message: &str) {
+        self.status.errors[reason as usize] += 1;
+        self.status.last_error = Some(message.to_string());
+        self.status.last_error_ms = Some(self.now_ms);
+        self.status.last_ok = false;
     }
 
     fn synced(&mut self) {
         self.status.syncs += 1;
         self.status.last_sync_ms = Some(self.now_ms);
+        self.status.last_ok = true;
     }
 
     /// Applies a parsed answer, logging what was wrong in it; false when it
@@ -392,8 +459,7 @@ impl<'a> Ctx<'a> {
                 }
                 match self.sink.apply(&parsed.servers) {
                     Applied::Refused => {
-                        self.status.errors += 1;
-                        self.status.last_error = Some("the registry's list was refused".into());
+                        self.failed(Reason::Refused, "the registry's list was refused");
                         false
                     }
                     applied => {
@@ -414,9 +480,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn unusable(&mut self, e: &ParseError) {
-        self.error(&format!(
-            "unusable registry answer ({e}), keeping the last list"
-        ));
+        self.error(
+            Reason::Parse,
+            &format!("unusable registry answer ({e}), keeping the last list"),
+        );
     }
 
     fn bad_status(&mut self, status: u16, body: &[u8]) {
@@ -426,7 +493,7 @@ impl<'a> Ctx<'a> {
             path_only(&self.conf.path),
             excerpt(body, &self.secrets)
         );
-        self.error(&message);
+        self.error(Reason::Http, &message);
     }
 
     /// The registry holds nothing for the upstream (a 404, no keys): the

@@ -4,7 +4,7 @@
 //! stream, compaction, cancellation or an error lead to a new read; an
 //! expired or revoked token to a new authentication.
 
-use super::{Ctx, Level, Next, Request, Stream};
+use super::{Ctx, Level, Next, Reason, Request, Stream};
 use crate::conf::UpsyncConf;
 use crate::http::{Lines, ResponseParser};
 use crate::registry::etcdv3::{self, Event, KeyList, WatchMessage};
@@ -107,9 +107,12 @@ impl EtcdV3 {
                 }
                 Err(e) => {
                     let user = ctx.conf.user.as_deref().unwrap_or("");
-                    ctx.error(&format!(
-                        "etcd authentication as \"{user}\" failed ({e}), keeping the last list"
-                    ));
+                    ctx.error(
+                        Reason::Http,
+                        &format!(
+                            "etcd authentication as \"{user}\" failed ({e}), keeping the last list"
+                        ),
+                    );
                     Next::Retry
                 }
             };
@@ -184,7 +187,10 @@ impl EtcdV3 {
         let lines = match self.line.push(data) {
             Ok(lines) => lines,
             Err(e) => {
-                ctx.error(&format!("etcd watch: {e}, reading the list again"));
+                ctx.error(
+                    Reason::Parse,
+                    &format!("etcd watch: {e}, reading the list again"),
+                );
                 self.revision = None;
                 return Stream::Ended(Next::Retry);
             }

@@ -91,8 +91,14 @@ fn consul_blocks_on_the_index_of_the_last_answer() {
     );
     let st = s.status();
     assert_eq!(
-        (st.position, st.syncs, st.changes, st.errors),
-        (Some(5), 2, 1, 0)
+        (
+            st.position,
+            st.syncs,
+            st.changes,
+            st.error_count(),
+            st.last_ok
+        ),
+        (Some(5), 2, 1, 0, true)
     );
     assert_eq!(
         (st.last_sync_ms, st.last_change_ms),
@@ -158,7 +164,8 @@ fn consul_refused_lists_are_read_again() {
     assert!(!s.next_request(true).target.contains("index="));
     assert_eq!(s.on_response(&a, 0, &mut r), Next::Retry);
     assert_eq!(r.lists.len(), 2);
-    assert_eq!(s.status().errors, 2);
+    assert_eq!(s.status().errors, [0, 0, 0, 0, 2]);
+    assert!(!s.status().last_ok);
 }
 
 #[test]
@@ -207,6 +214,10 @@ fn consul_messages() {
         s.status().last_error.as_deref(),
         Some("registry 127.0.0.1:8500: cannot connect, retrying in 100 ms")
     );
+    // Two bad statuses and a connection failure, by reason; the 404 is an
+    // answer (nothing under the path).
+    assert_eq!(s.status().errors, [1, 0, 2, 0, 0]);
+    assert_eq!((s.status().syncs, s.status().last_ok), (1, false));
 }
 
 #[test]
