@@ -341,6 +341,9 @@ impl Poller {
                 .or(base.last_error.clone()),
             dump_written_ms: self.dump_written_ms.or(base.dump_written_ms),
         };
+        // A session reading the list again has no position: the last one
+        // stays.
+        base.position = record.position;
         cell.write(&record);
     }
 

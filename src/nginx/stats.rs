@@ -19,13 +19,12 @@ use crate::status::Record;
 
 /// The longest error text kept, in bytes.
 const TEXT_WORDS: usize = 32;
-/// `position` when there is none.
-const NONE: u64 = u64::MAX;
 
 #[repr(C)]
 pub(crate) struct Cell {
     seq: AtomicU64,
     pid: AtomicU64,
+    /// The position + 1; 0: none.
     position: AtomicU64,
     syncs: AtomicU64,
     changes: AtomicU64,
@@ -52,7 +51,7 @@ impl Cell {
         fence(Ordering::Release);
         let set = |cell: &AtomicU64, v: u64| cell.store(v, Ordering::Relaxed);
         set(&self.pid, r.pid);
-        set(&self.position, r.position.unwrap_or(NONE));
+        set(&self.position, r.position.map_or(0, |p| p.saturating_add(1)));
         set(&self.syncs, r.syncs);
         set(&self.changes, r.changes);
         for (cell, v) in self.errors.iter().zip(r.errors) {
@@ -114,7 +113,7 @@ impl Cell {
         Record {
             worker,
             pid: get(&self.pid),
-            position: Some(get(&self.position)).filter(|&p| p != NONE),
+            position: get(&self.position).checked_sub(1),
             syncs: get(&self.syncs),
             changes: get(&self.changes),
             errors,

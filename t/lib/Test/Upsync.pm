@@ -72,6 +72,14 @@ package Test::Upsync;
 #   >>> upgrade                        binary upgrade: USR2, then QUIT to the
 #                                      old master once the new one runs
 #   >>> stop consul|etcd / start ...   stop or restart a registry (same port)
+#   >>> json /uri [status=N]           poll nginx until its JSON answer meets
+#                                      every body line "PATH OP VALUE": PATH is
+#                                      keys and array indexes joined by '.',
+#                                      OP is = (as text; true, false, null),
+#                                      >= (a number), ~ (a regex) or "absent"
+#   >>> metrics /uri                   poll nginx until its Prometheus answer
+#                                      has every body line ("~ RE": a line
+#                                      matching RE); then promtool check metrics
 # Blank lines between steps are not part of a body: a trailing "-keep" on the
 # action line keeps them (the next ">>>" line then ends the body), "-chomp"
 # drops the body's last newline.
@@ -611,6 +619,8 @@ my %STEP = (
     keys => \&step_keys,
     sleep => sub { sleep $_[1]{words}[1] },
     rss_below => \&step_rss_below,
+    json => \&step_json,
+    metrics => \&step_metrics,
     reload => \&step_reload,
     upgrade => \&step_upgrade,
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
@@ -643,6 +653,92 @@ sub step_registry {
     }
     ok($res->{success}, "$ctx->{name} - $step->{line}")
         or diag("$res->{status} $res->{content}");
+}
+
+# The value at a dotted path of decoded JSON, and whether it exists.
+sub json_at ($$) {
+    my ($data, $path) = @_;
+    for my $k (split /\./, $path) {
+        if (ref $data eq 'HASH' && exists $data->{$k}) { $data = $data->{$k} }
+        elsif (ref $data eq 'ARRAY' && $k =~ /^\d+$/ && $k < @$data) { $data = $data->[$k] }
+        else { return (undef, 0) }
+    }
+    return ($data, 1);
+}
+
+sub json_text ($) {
+    my ($v) = @_;
+    return 'null' unless defined $v;
+    return $v ? 'true' : 'false' if JSON::PP::is_bool($v);
+    return ref $v ? JSON::PP->new->canonical->encode($v) : "$v";
+}
+
+# The lines of a check that fail on `$res`, or why the answer is unusable.
+sub json_problems ($$$) {
+    my ($res, $status, $checks) = @_;
+    return ("status $res->{status}: $res->{content}") if $res->{status} != $status;
+    my $type = $res->{headers}{'content-type'} // '';
+    return ("Content-Type $type") if $type ne 'application/json';
+    my $data = eval { JSON::PP->new->decode($res->{content}) };
+    return ("not JSON ($@): $res->{content}") unless defined $data;
+    my @bad;
+    for (split /\n/, $checks) {
+        next unless /\S/;
+        my ($path, $op, $want) = /^\s*(\S+)\s+(=|>=|~|absent)\s*(.*?)\s*$/ or die "bad json check: $_\n";
+        my ($v, $exists) = json_at($data, $path);
+        my $got = $exists ? json_text($v) : '(absent)';
+        my $good = $op eq 'absent' ? !$exists
+            : !$exists ? 0
+            : $op eq '=' ? $got eq $want
+            : $op eq '>=' ? $got =~ /^-?[\d.e+]+$/ && $got >= $want
+            : $got =~ /$want/;
+        push @bad, "$path: got $got, want $op $want" unless $good;
+    }
+    return @bad;
+}
+
+sub step_json {
+    my ($ctx, $step) = @_;
+    my (undef, $uri, @opts) = @{ $step->{words} };
+    my %opt = map { split /=/, $_, 2 } @opts;
+    my @bad;
+    wait_until($ctx->{block}->timeout // 10, sub {
+        my $res = http_request('GET', request_url($ctx, $uri), undef);
+        @bad = json_problems($res, $opt{status} // 200, $step->{body});
+        !@bad;
+    });
+    ok(!@bad, "$ctx->{name} - $step->{line}") or diag(join "\n", @bad);
+}
+
+sub promtool () {
+    return $ENV{TEST_NGINX_PROMTOOL} if $ENV{TEST_NGINX_PROMTOOL};
+    (my $root = abs_path(__FILE__)) =~ s{/t/lib/Test/Upsync\.pm$}{};
+    my $built = "$root/build/tools/promtool";
+    return -x $built ? $built : 'promtool';
+}
+
+sub step_metrics {
+    my ($ctx, $step) = @_;
+    my $uri = $step->{words}[1];
+    my ($res, @missing);
+    wait_until($ctx->{block}->timeout // 10, sub {
+        $res = http_request('GET', request_url($ctx, $uri), undef);
+        my %have = map { $_ => 1 } split /\n/, $res->{content} // '';
+        @missing = grep {
+            my $want = $_;
+            $want =~ /^~\s*(.*)$/ ? !grep({ /$1/ } keys %have) : !$have{$want};
+        } grep { /\S/ } split /\n/, $step->{body};
+        !@missing && $res->{status} == 200;
+    });
+    ok(!@missing && $res->{status} == 200, "$ctx->{name} - $step->{line}")
+        or diag("missing: $missing[0]\n$res->{status}: $res->{content}");
+    is($res->{headers}{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8',
+        "$ctx->{name} - $step->{line}: Content-Type");
+    my $file = "$ctx->{dir}/metrics.txt";
+    spew($file, $res->{content});
+    my $out = `'${\ promtool()}' check metrics < '$file' 2>&1`;
+    ok($? == 0 && $out !~ /\S/, "$ctx->{name} - $step->{line}: promtool check metrics")
+        or diag($out);
 }
 
 sub step_rss_below {
