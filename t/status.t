@@ -107,6 +107,10 @@ nginx_upsync_upstream_server_backup{upstream="backend",server="127.0.0.1:8089"} 
 nginx_upsync_upstream_server_fail_timeout_seconds{upstream="backend",server="127.0.0.1:8088"} 30
 >>> run
 ! curl -sf http://127.0.0.1:$TEST_NGINX_SERVER_PORT/metrics | grep -E 'nginx_upsync_(syncs_total|upstream_info)'
+>>> run
+# The recording rules for dashboards built on nginx-prometheus-exporter.
+promtool=${TEST_NGINX_PROMTOOL:-$PWD/build/tools/promtool}
+cd contrib/prometheus && $promtool check rules nginxplus-compat.rules.yml && $promtool test rules nginxplus-compat.test.yml
 
 === TEST 4: per-worker lists, two workers: the figures of each worker slot, through changes, a registry that goes away and comes back; no secret shows
 --- workers: 2
