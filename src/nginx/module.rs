@@ -515,8 +515,8 @@ unsafe fn status_cells(
         .iter()
         // SAFETY: per the contract.
         .filter(|&&u| unsafe { srv_conf(u).is_some_and(|sc| sc.upsync.is_some()) })
-        // SAFETY: as above.
         .map(|&u| {
+            // SAFETY: as above.
             if unsafe { (*u).shm_zone.is_null() } {
                 slots
             } else {
@@ -674,7 +674,7 @@ unsafe fn take_over(
         .registry
         .ok_or_else(|| ConfError("no registry address".into()))?;
     // SAFETY: per the contract.
-    let up = unsafe {
+    let mut up = unsafe {
         Poller::install(
             uscf,
             conf,
@@ -683,7 +683,6 @@ unsafe fn take_over(
             &initial,
             #[cfg(ngx_resolve_peers)]
             shared,
-            cells.map(|plan| plan.take(!u.shm_zone.is_null())),
             &mut problems,
         )
     };
@@ -699,6 +698,7 @@ unsafe fn take_over(
     if zoned {
         u.peer.init = Some(super::balancer::init_peer_shared);
     }
+    up.set_cells(cells.map(|plan| plan.take(!u.shm_zone.is_null())));
     sc.runtime = std::ptr::NonNull::new(Box::into_raw(up));
     Ok(())
 }

@@ -107,7 +107,6 @@ impl Poller {
         registry: SocketAddr,
         initial: &[Server],
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
-        cells: Option<Cells>,
         problems: &mut Vec<String>,
     ) -> Box<Poller> {
         // SAFETY: per the contract.
@@ -150,12 +149,17 @@ impl Poller {
             fetch,
             pacer: Pacer::default(),
             started: false,
-            cells,
+            cells: None,
             base: None,
             dump_written_ms: None,
             #[cfg(ngx_resolve_peers)]
             shared,
         })
+    }
+
+    /// Where its sync figures go.
+    pub(crate) fn set_cells(&mut self, cells: Option<Cells>) {
+        self.cells = cells;
     }
 
     /// Its per-worker lists.
@@ -295,7 +299,7 @@ impl Poller {
             return;
         };
         // SAFETY: process-wide values nginx sets at the worker's start.
-        let (slot, pid) = unsafe { (ngx::ffi::ngx_worker as usize, ngx::ffi::ngx_pid as u64) };
+        let (slot, pid) = unsafe { (ngx::ffi::ngx_worker, ngx::ffi::ngx_pid as u64) };
         let slot = if self.zoned() { 0 } else { slot };
         // SAFETY: a worker (or the single process) of the cycle whose
         // configuration declared the zone.

@@ -51,7 +51,10 @@ impl Cell {
         fence(Ordering::Release);
         let set = |cell: &AtomicU64, v: u64| cell.store(v, Ordering::Relaxed);
         set(&self.pid, r.pid);
-        set(&self.position, r.position.map_or(0, |p| p.saturating_add(1)));
+        set(
+            &self.position,
+            r.position.map_or(0, |p| p.saturating_add(1)),
+        );
         set(&self.syncs, r.syncs);
         set(&self.changes, r.changes);
         for (cell, v) in self.errors.iter().zip(r.errors) {
