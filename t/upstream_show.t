@@ -128,9 +128,9 @@ Upstream name: test; Backend server count: 2
         server 127.0.0.1:8089 weight=3 max_fails=1 fail_timeout=10s;
         server 127.0.0.1:8090 weight=1 max_fails=1 fail_timeout=10s down;
 
-=== TEST 9: upstream_show takes no arguments
+=== TEST 9: upstream_show takes at most a format
 --- config
-    location /upstream_show { upstream_show on; }
+    location /upstream_show { upstream_show json prometheus; }
 --- must_die
 --- error_log
 invalid number of arguments in "upstream_show" directive
