@@ -59,14 +59,25 @@ impl RegistryKind {
     }
 }
 
-/// Everything `upsync host[:port]/path name=value...` says.
+/// One address of the registry, as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UpsyncConf {
+pub struct Endpoint {
     /// `host` or `host:port` as written, for the `Host` header and messages.
     pub authority: String,
     /// The host part (brackets kept for IPv6: `[::1]`).
     pub host: String,
     pub port: u16,
+}
+
+/// Everything `upsync [scheme://]host[:port][,host[:port]...]/path
+/// name=value...` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpsyncConf {
+    /// The registry's addresses, in the order written: one cluster, used
+    /// for failover.
+    pub endpoints: Vec<Endpoint>,
+    /// `https://`: the registry speaks TLS.
+    pub tls: bool,
     /// The request path, from the first `/`.
     pub path: String,
     pub kind: RegistryKind,
@@ -117,11 +128,34 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
     if first.chars().any(char::is_whitespace) {
         return err(format!("spaces in {first:?}"));
     }
-    let (authority, path) = match first.find('/') {
-        Some(i) => (&first[..i], &first[i..]),
+    let (tls, address) = match first.split_once("://") {
+        Some(("https", rest)) => (true, rest),
+        Some(("http", rest)) => (false, rest),
+        Some((scheme, _)) if !scheme.contains('/') => {
+            return err(format!(
+                "unknown scheme \"{scheme}://\": use http:// or https://"
+            ))
+        }
+        _ => (false, *first),
+    };
+    let (authorities, path) = match address.find('/') {
+        Some(i) => (&address[..i], &address[i..]),
         None => return err(format!("missing path in \"{first}\"")),
     };
-    let (host, port) = split_host_port(authority)?;
+    let default_port = if tls { 443 } else { 80 };
+    let mut endpoints = Vec::new();
+    for authority in authorities.split(',') {
+        let (host, port) = split_host_port(authority, default_port)?;
+        let endpoint = Endpoint {
+            authority: authority.to_string(),
+            host,
+            port,
+        };
+        if endpoints.contains(&endpoint) {
+            return err(format!("registry address \"{authority}\" is listed twice"));
+        }
+        endpoints.push(endpoint);
+    }
 
     let mut kind = None;
     let mut interval_ms = DEFAULT_INTERVAL_MS;
@@ -195,9 +229,8 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
         return err("upsync_user and upsync_password go together");
     }
     Ok(UpsyncConf {
-        authority: authority.to_string(),
-        host,
-        port,
+        endpoints,
+        tls,
         path: path.to_string(),
         kind,
         interval_ms,
@@ -216,8 +249,8 @@ fn time_param(name: &str, value: &str) -> Result<u64, ConfError> {
     }
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`; port defaults to 80.
-fn split_host_port(authority: &str) -> Result<(String, u16), ConfError> {
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with `default_port`.
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), ConfError> {
     if authority.is_empty() {
         return err("missing registry host");
     }
@@ -242,7 +275,7 @@ fn split_host_port(authority: &str) -> Result<(String, u16), ConfError> {
         return err(format!("missing registry host in \"{authority}\""));
     }
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => return err(format!("invalid port in \"{authority}\"")),
@@ -365,9 +398,15 @@ mod tests {
     #[test]
     fn defaults_of_the_c_module() {
         let c = parse("127.0.0.1:8500/v1/kv/upstreams/test/ upsync_type=consul").unwrap();
-        assert_eq!(c.host, "127.0.0.1");
-        assert_eq!(c.port, 8500);
-        assert_eq!(c.authority, "127.0.0.1:8500");
+        assert_eq!(
+            c.endpoints,
+            [Endpoint {
+                authority: "127.0.0.1:8500".into(),
+                host: "127.0.0.1".into(),
+                port: 8500
+            }]
+        );
+        assert!(!c.tls);
         assert_eq!(c.path, "/v1/kv/upstreams/test/");
         assert_eq!(c.kind, RegistryKind::Consul);
         assert_eq!(c.interval_ms, 5_000);
@@ -377,13 +416,50 @@ mod tests {
     }
 
     #[test]
+    fn several_endpoints_and_schemes() {
+        let c =
+            parse("10.0.0.1:8500,[::1],consul.internal:8501/v1/kv/up/ upsync_type=consul").unwrap();
+        let got: Vec<_> = c
+            .endpoints
+            .iter()
+            .map(|e| (e.authority.as_str(), e.host.as_str(), e.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.1:8500", "10.0.0.1", 8500),
+                ("[::1]", "[::1]", 80),
+                ("consul.internal:8501", "consul.internal", 8501)
+            ]
+        );
+        let c = parse("https://10.0.0.1/v1/kv/up/ upsync_type=consul").unwrap();
+        assert!(c.tls);
+        assert_eq!(c.endpoints[0].port, 443);
+        let c = parse("http://10.0.0.1/v1/kv/up/ upsync_type=consul").unwrap();
+        assert!(!c.tls);
+        assert_eq!(c.endpoints[0].port, 80);
+        for (bad, why) in [
+            ("10.0.0.1:8500,/v1/kv/up/", "missing registry host"),
+            ("a:1,a:1/v1/kv/up/", "listed twice"),
+            ("https:///v1/kv/up/", "missing registry host"),
+            ("ftp://a/v1/kv/up/", "unknown scheme \"ftp://\""),
+        ] {
+            let e = parse(&format!("{bad} upsync_type=consul")).unwrap_err();
+            assert!(e.0.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn every_parameter() {
         let c = parse(
             "consul.local/v1/health/service/web?passing upsync_type=consul_health \
              upsync_interval=500ms upsync_timeout=1m30s strong_dependency=on upsync_token=s3",
         )
         .unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("consul.local", 80));
+        assert_eq!(
+            (c.endpoints[0].host.as_str(), c.endpoints[0].port),
+            ("consul.local", 80)
+        );
         assert_eq!(c.path, "/v1/health/service/web?passing");
         assert_eq!(c.kind, RegistryKind::ConsulHealth);
         assert_eq!((c.interval_ms, c.timeout_ms), (500, 90_000));
@@ -394,9 +470,15 @@ mod tests {
     #[test]
     fn ipv6_registry() {
         let c = parse("[::1]:2379/v2/keys/upstreams/test upsync_type=etcd").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("[::1]", 2379));
+        assert_eq!(
+            (c.endpoints[0].host.as_str(), c.endpoints[0].port),
+            ("[::1]", 2379)
+        );
         let c = parse("[::1]/v2/keys/x upsync_type=etcd").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("[::1]", 80));
+        assert_eq!(
+            (c.endpoints[0].host.as_str(), c.endpoints[0].port),
+            ("[::1]", 80)
+        );
     }
 
     #[test]

@@ -313,7 +313,13 @@ const TARGETS: &[(&str, Check)] = &[
             let token = c.token.as_deref().unwrap_or("");
             let user = c.user.as_deref().unwrap_or("");
             let headers = [("X-Consul-Token", token), ("X-User", user)];
-            let request = crate::http::build_request("GET", &c.authority, &c.path, &headers, b"");
+            let request = crate::http::build_request(
+                "GET",
+                &c.endpoints[0].authority,
+                &c.path,
+                &headers,
+                b"",
+            );
             let head = String::from_utf8_lossy(&request);
             let lines = head.matches("\r\n").count();
             let line_breaks = head.matches(['\r', '\n']).count();

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod chash;
 pub mod conf;
 pub mod dump;
+pub mod endpoints;
 #[cfg(test)]
 mod fuzz;
 pub mod http;

@@ -22,7 +22,7 @@ use ngx::{ngx_conf_log_error, ngx_string};
 use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::upstreams;
-use super::poller::Poller;
+use super::poller::{Address, Poller};
 use super::show::{show_json, show_prometheus, show_text};
 use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
@@ -35,7 +35,7 @@ use crate::status::Format;
 #[derive(Default)]
 pub(crate) struct SrvConf {
     upsync: Option<UpsyncConf>,
-    registry: Option<SocketAddr>,
+    registry: Vec<Address>,
     dump_path: Option<String>,
     lb: Option<String>,
     /// Made from a box once (`Box::into_raw`), so the pointers nginx keeps
@@ -170,21 +170,49 @@ extern "C" fn set_upsync(
                 return CONF_ERROR;
             }
         };
-        // The registry's address is resolved here, at configuration time, as
-        // nginx resolves upstream servers: workers never resolve names.
-        let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
-        let registry = match (host, parsed.port).to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(addr)) => addr,
-            _ => {
+        if parsed.tls {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"upsync\" directive: https:// registries are not supported yet"
+            );
+            return CONF_ERROR;
+        }
+        // The registry's addresses are resolved here, at configuration time,
+        // as nginx resolves upstream servers: workers never resolve names. A
+        // name with several addresses gives an endpoint for each.
+        let mut registry = Vec::new();
+        for endpoint in &parsed.endpoints {
+            let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<SocketAddr> = match (host, endpoint.port).to_socket_addrs() {
+                Ok(addrs) => addrs.collect(),
+                Err(_) => Vec::new(),
+            };
+            if addrs.is_empty() {
                 ngx_conf_log_error!(
                     NGX_LOG_EMERG,
                     cf,
                     "\"upsync\" directive: host not found in \"{}\"",
-                    parsed.authority
+                    endpoint.authority
                 );
                 return CONF_ERROR;
             }
-        };
+            let several = addrs.len() > 1;
+            for addr in addrs {
+                if registry.iter().any(|a: &Address| a.addr == addr) {
+                    continue;
+                }
+                registry.push(Address {
+                    addr,
+                    authority: endpoint.authority.clone(),
+                    label: if several {
+                        format!("{} ({addr})", endpoint.authority)
+                    } else {
+                        endpoint.authority.clone()
+                    },
+                });
+            }
+        }
         let Some(uscf) = NgxHttpUpstreamModule::server_conf_mut(cfr) else {
             return c"is not allowed here".as_ptr().cast_mut();
         };
@@ -194,7 +222,7 @@ extern "C" fn set_upsync(
             return CONF_ERROR;
         }
         sc.upsync = Some(parsed);
-        sc.registry = Some(registry);
+        sc.registry = registry;
         CONF_OK
     })
 }
@@ -670,9 +698,10 @@ unsafe fn take_over(
     let initial = initial_servers(cf, &name, &dump_path, configured);
 
     let mut problems = Vec::new();
-    let registry = sc
-        .registry
-        .ok_or_else(|| ConfError("no registry address".into()))?;
+    if sc.registry.is_empty() {
+        return Err(ConfError("no registry address".into()));
+    }
+    let registry = sc.registry.clone();
     // SAFETY: per the contract.
     let mut up = unsafe {
         Poller::install(

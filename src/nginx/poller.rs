@@ -23,6 +23,7 @@ use super::stats::Cells;
 use super::{cycle_log, log};
 use crate::conf::UpsyncConf;
 use crate::dump;
+use crate::endpoints::Endpoints;
 use crate::http::ResponseParser;
 use crate::pace::Pacer;
 use crate::registry::session::{retry_ms, Applied, Failure, Level, Next, Session, Sink, Stream};
@@ -43,12 +44,25 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
+/// One address of the registry, resolved when nginx read its configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Address {
+    pub(crate) addr: SocketAddr,
+    /// `host:port` as configured: the `Host` header.
+    pub(crate) authority: String,
+    /// How messages name it: the authority, with the address when the name
+    /// has several.
+    pub(crate) label: String,
+}
+
 pub(crate) struct Poller {
     uscf: *mut ngx_http_upstream_srv_conf_t,
     /// The upstream's name, for messages.
     name: String,
     conf: UpsyncConf,
-    registry: SocketAddr,
+    /// The registry's addresses and which one is in use.
+    registry: Vec<Address>,
+    endpoints: Endpoints,
     dump_path: String,
     /// Its per-worker lists: the current one (`uscf->peer.data` points
     /// into it) and the connections open across them.
@@ -104,7 +118,7 @@ impl Poller {
         uscf: *mut ngx_http_upstream_srv_conf_t,
         conf: UpsyncConf,
         dump_path: String,
-        registry: SocketAddr,
+        registry: Vec<Address>,
         initial: &[Server],
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
@@ -130,13 +144,18 @@ impl Poller {
         lineage.set_current(gen);
         // SAFETY: `gen` is a fresh live generation.
         u.peer.data = unsafe { (*gen).list() }.cast();
-        let fetch = Fetch::new(SockAddr::from_socket_addr(registry), &conf.authority);
+        let fetch = Fetch::new(
+            SockAddr::from_socket_addr(registry[0].addr),
+            &registry[0].label,
+        );
         let session = Session::new(conf.clone(), MAX_BODY);
+        let endpoints = Endpoints::new(registry.iter().map(|a| a.label.clone()).collect(), 1);
         Box::new(Poller {
             uscf,
             name,
             conf,
             registry,
+            endpoints,
             dump_path,
             lineage,
             original_init_peer: u.peer.init,
@@ -170,6 +189,9 @@ impl Poller {
     /// Starts polling in this worker. `writes_dump`: this process owns the
     /// dump file.
     pub(crate) fn start(&mut self, writes_dump: bool) {
+        // SAFETY: a process-wide value: the jitter differs between workers.
+        let pid = unsafe { ngx::ffi::ngx_pid } as u64;
+        self.endpoints.seed(pid.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ wall_ms());
         let me: *mut Poller = self;
         self.timer.handler = Some(on_timer);
         self.timer.data = me.cast::<c_void>();
@@ -243,7 +265,7 @@ impl Poller {
                 cycle_log(),
                 "upstream \"{}\": this worker polls {} for every worker",
                 self.name,
-                self.conf.authority
+                self.authorities()
             );
             self.writes_dump = true;
             self.started = true;
@@ -258,19 +280,79 @@ impl Poller {
                 cycle_log(),
                 "upstream \"{}\": another worker polls {} now",
                 self.name,
-                self.conf.authority
+                self.authorities()
             );
             self.stop_polling();
             self.writes_dump = false;
         }
     }
 
+    /// The registry as configured: its addresses, comma separated.
+    fn authorities(&self) -> String {
+        self.conf
+            .endpoints
+            .iter()
+            .map(|e| e.authority.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The endpoint the next poll goes to, told to the exchange and the
+    /// session; a change is logged with its reason.
+    fn use_endpoint(&mut self) -> &Address {
+        if let Some(message) = self.endpoints.pick(now_ms()) {
+            log!(
+                NGX_LOG_NOTICE,
+                cycle_log(),
+                "upstream \"{}\": {}",
+                self.name,
+                message
+            );
+        }
+        let address = &self.registry[self.endpoints.current()];
+        self.fetch
+            .set_peer(SockAddr::from_socket_addr(address.addr), &address.label);
+        if let Some(session) = self.session.as_mut() {
+            session.set_endpoint(&address.label);
+        }
+        address
+    }
+
+    /// Schedules the poll after the session said `next`. A registry that
+    /// answers resets the backoff; a failure of the endpoint in use moves to
+    /// the next endpoint, or backs off when every one has failed.
     fn schedule_next(&mut self, next: Next) {
-        self.schedule(match next {
-            Next::Now => 0,
-            Next::Interval => self.conf.interval_ms,
+        let failed = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.status().endpoint_failed);
+        let delay = match next {
+            Next::Now | Next::Interval => {
+                self.endpoints.succeeded();
+                if next == Next::Now {
+                    0
+                } else {
+                    self.conf.interval_ms
+                }
+            }
+            Next::Retry if failed => {
+                let failed = self.endpoints.current();
+                let after = self.endpoints.failed(now_ms(), self.conf.interval_ms);
+                if after.delay_ms != retry_ms(self.conf.interval_ms) {
+                    log!(
+                        NGX_LOG_WARN,
+                        cycle_log(),
+                        "upstream \"{}\": registry {} failed{}",
+                        self.name,
+                        self.endpoints.name(failed),
+                        after.note
+                    );
+                }
+                after.delay_ms
+            }
             Next::Retry => retry_ms(self.conf.interval_ms),
-        });
+        };
+        self.schedule(delay);
     }
 
     /// Runs `f` on the session, with this upstream as its sink: `None`
@@ -381,8 +463,9 @@ impl Poller {
         Sync {
             kind: self.conf.kind.name(),
             registry: format!(
-                "{}{}",
-                self.conf.authority,
+                "{}{}{}",
+                if self.conf.tls { "https://" } else { "" },
+                self.authorities(),
                 self.conf.path.split('?').next().unwrap_or_default()
             ),
             mode,
@@ -410,6 +493,7 @@ impl Poller {
         if exiting() {
             return;
         }
+        let authority = self.use_endpoint().authority.clone();
         let Some(request) = self.session.as_mut().map(|s| s.next_request(true)) else {
             return;
         };
@@ -418,7 +502,7 @@ impl Poller {
             cycle_log(),
             "upstream \"{}\": polling {} {}",
             self.name,
-            self.conf.authority,
+            self.endpoints.name(self.endpoints.current()),
             request.target
         );
         self.pacer.started(now_ms());
@@ -428,7 +512,7 @@ impl Poller {
         unsafe {
             Fetch::start(
                 me,
-                request.to_bytes(&self.conf.authority),
+                request.to_bytes(&authority),
                 MAX_BODY,
                 CONNECT_TIMEOUT_MS.min(self.conf.timeout_ms) as ngx_msec_t,
                 self.conf.timeout_ms as ngx_msec_t,
@@ -450,8 +534,9 @@ impl Poller {
             d.set(Some(deadline));
             deadline
         });
-        // Two exchanges when the first one only authenticates.
-        for _ in 0..2 {
+        // Two exchanges when the first one only authenticates, and one more
+        // for each other endpoint to fail over to.
+        for _ in 0..2 + self.registry.len() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.as_millis() == 0 {
                 log!(
@@ -465,13 +550,14 @@ impl Poller {
                 return;
             }
             let bound = left.min(std::time::Duration::from_millis(self.conf.timeout_ms));
+            let address = self.use_endpoint().clone();
             let Some(session) = self.session.as_mut() else {
                 return;
             };
             let request = session.next_request(false);
             let authenticating = session.authenticating();
-            let bytes = request.to_bytes(&self.conf.authority);
-            match super::net::blocking::exchange(self.registry, &bytes, bound, MAX_BODY) {
+            let bytes = request.to_bytes(&address.authority);
+            match super::net::blocking::exchange(address.addr, &bytes, bound, MAX_BODY) {
                 Ok(parser) => {
                     let next = self
                         .with_session(|session, sink| session.on_response(&parser, now_ms(), sink));
@@ -494,12 +580,25 @@ impl Poller {
                         }
                         e => e.to_string(),
                     };
+                    let after = self.endpoints.failed(now_ms(), self.conf.interval_ms);
+                    if after.delay_ms == 0 {
+                        log!(
+                            NGX_LOG_ERR,
+                            cycle_log(),
+                            "upstream \"{}\": strong_dependency: registry {} unreachable ({}){}",
+                            self.name,
+                            address.label,
+                            why,
+                            after.note
+                        );
+                        continue;
+                    }
                     log!(
                         NGX_LOG_ERR,
                         cycle_log(),
                         "upstream \"{}\": strong_dependency: registry {} unreachable ({}), serving the list it has",
                         self.name,
-                        self.conf.authority,
+                        address.label,
                         why
                     )
                 }
@@ -660,7 +759,18 @@ impl FetchOwner for Poller {
                 sink.log(Level::Debug, &message);
                 next
             }),
-            Err(e) => self.with_session(|session, sink| session.on_failure(&e, now_ms(), sink)),
+            Err(e) => {
+                let renews = self.session.as_ref().is_some_and(|s| s.renews(&e));
+                if !renews {
+                    let after = self.endpoints.failed(now_ms(), self.conf.interval_ms);
+                    self.with_session(|session, sink| {
+                        session.on_failure(&e, now_ms(), &after.note, sink)
+                    });
+                    self.schedule(after.delay_ms);
+                    return;
+                }
+                self.with_session(|session, sink| session.on_failure(&e, now_ms(), "", sink))
+            }
         };
         self.schedule_next(next.unwrap_or(Next::Retry));
     }

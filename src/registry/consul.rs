@@ -139,6 +139,7 @@ fn instance(
     node_address: &str,
     port: Option<&Value>,
     tags: &[String],
+    weight: Option<i64>,
 ) -> Option<Server> {
     let host = if address.is_empty() {
         node_address
@@ -166,6 +167,9 @@ fn instance(
     match parse_address(&text) {
         Ok(name) => {
             let mut server = Server::registry_default(name);
+            if let Some(w) = weight {
+                server.weight = w;
+            }
             apply_tags(&mut server, tags, &mut out.warnings);
             Some(server)
         }
@@ -176,9 +180,24 @@ fn instance(
     }
 }
 
+/// A service's `Weights` (`{"Passing": 10, "Warning": 1}`): the weights
+/// while its checks pass and while one warns; `None` for a missing or
+/// invalid value (the default then applies). A warning weight may be 0.
+fn weights(v: Option<&Value>) -> (Option<i64>, Option<i64>) {
+    let get = |name: &str, min: i64| {
+        v.and_then(|w| w.get(name))
+            .and_then(Value::as_i64)
+            .filter(|&w| w >= min)
+            .map(|w| w.min(crate::server::MAX_WEIGHT))
+    };
+    (get("Passing", 1), get("Warning", 0))
+}
+
 /// `GET /v1/catalog/service/<name>`: an array of `{Address, ServiceAddress,
-/// ServicePort, ServiceTags, ...}`. The address is `ServiceAddress`, or the
-/// node's `Address` when that is empty; attributes come from the tags.
+/// ServicePort, ServiceTags, ServiceWeights, ...}`. The address is
+/// `ServiceAddress`, or the node's `Address` when that is empty; the weight
+/// is `ServiceWeights.Passing`; attributes come from the tags (a `weight=`
+/// tag wins).
 pub fn parse_catalog(body: &[u8]) -> Result<Parsed, ParseError> {
     let mut out = Parsed::default();
     for (i, item) in array(body)?.iter().enumerate() {
@@ -190,6 +209,7 @@ pub fn parse_catalog(body: &[u8]) -> Result<Parsed, ParseError> {
             str_field(item, "Address"),
             item.get("ServicePort"),
             &tag_list(item.get("ServiceTags")),
+            weights(item.get("ServiceWeights")).0,
         );
         if let Some(server) = server {
             out.push_unique(server, || origin);
@@ -199,10 +219,12 @@ pub fn parse_catalog(body: &[u8]) -> Result<Parsed, ParseError> {
 }
 
 /// `GET /v1/health/service/<name>`: an array of `{Node:{Address},
-/// Service:{ID, Address, Port, Tags}, Checks:[{Status}]}`. The address is
-/// `Service.Address`, or `Node.Address` when that is empty. An instance with
-/// any check (node checks included) whose status is not `passing` is kept,
-/// marked down.
+/// Service:{ID, Address, Port, Tags, Weights}, Checks:[{Status}]}`. The
+/// address is `Service.Address`, or `Node.Address` when that is empty; the
+/// weight `Service.Weights.Passing` (a `weight=` tag wins). An instance with
+/// a check (node checks included) neither `passing` nor `warning` is kept,
+/// marked down; one with a `warning` check takes `Weights.Warning` (down
+/// when that is 0), as Consul's DNS interface weighs it.
 pub fn parse_health(body: &[u8]) -> Result<Parsed, ParseError> {
     let mut out = Parsed::default();
     for (i, item) in array(body)?.iter().enumerate() {
@@ -216,16 +238,24 @@ pub fn parse_health(body: &[u8]) -> Result<Parsed, ParseError> {
             str_field(node, "Address"),
             service.get("Port"),
             &tag_list(service.get("Tags")),
+            weights(service.get("Weights")).0,
         );
         let Some(mut server) = server else {
             continue;
         };
-        let failing = item
+        let statuses: Vec<&str> = item
             .get("Checks")
             .and_then(Value::as_array)
-            .is_some_and(|checks| checks.iter().any(|c| str_field(c, "Status") != "passing"));
-        if failing {
+            .map(|checks| checks.iter().map(|c| str_field(c, "Status")).collect())
+            .unwrap_or_default();
+        if statuses.iter().any(|s| *s != "passing" && *s != "warning") {
             server.down = true;
+        } else if statuses.contains(&"warning") {
+            match weights(service.get("Weights")).1 {
+                Some(0) => server.down = true,
+                Some(w) => server.weight = w,
+                None => {}
+            }
         }
         out.push_unique(server, || origin);
     }
@@ -629,10 +659,50 @@ mod tests {
                 "[fe80::1]:86"
             ]
         );
+        // A warning check is not a failing one.
         let down: Vec<bool> = p.servers.iter().map(|s| s.down).collect();
-        assert_eq!(down, [false, true, true, false, false, true, false]);
+        assert_eq!(down, [false, false, true, false, false, true, false]);
         assert_eq!(fields(&p.servers[0]), (2, 2, 10, false, false));
         assert_eq!(fields(&p.servers[2]), (1, 2, 10, true, true));
+    }
+
+    #[test]
+    fn service_weights() {
+        let health = br#"[
+            {"Node":{"Address":"10.0.0.1"},"Service":{"ID":"a","Port":80,"Weights":{"Passing":10,"Warning":1}},
+             "Checks":[{"Status":"passing"}]},
+            {"Node":{"Address":"10.0.0.2"},"Service":{"ID":"b","Port":80,"Weights":{"Passing":10,"Warning":3}},
+             "Checks":[{"Status":"passing"},{"Status":"warning"}]},
+            {"Node":{"Address":"10.0.0.3"},"Service":{"ID":"c","Port":80,"Tags":["weight=7"],"Weights":{"Passing":10,"Warning":1}},
+             "Checks":[{"Status":"passing"}]},
+            {"Node":{"Address":"10.0.0.4"},"Service":{"ID":"d","Port":80,"Weights":{"Passing":10,"Warning":0}},
+             "Checks":[{"Status":"warning"}]},
+            {"Node":{"Address":"10.0.0.5"},"Service":{"ID":"e","Port":80,"Weights":{"Passing":0,"Warning":"x"}},
+             "Checks":[{"Status":"warning"}]},
+            {"Node":{"Address":"10.0.0.6"},"Service":{"ID":"f","Port":80,"Weights":{"Passing":5000000}},
+             "Checks":[]}
+        ]"#;
+        let p = parse_health(health).unwrap();
+        let got: Vec<(i64, bool)> = p.servers.iter().map(|s| (s.weight, s.down)).collect();
+        assert_eq!(
+            got,
+            [
+                (10, false),
+                (3, false),
+                (7, false),
+                (10, true),
+                (1, false),
+                (1_000_000, false)
+            ]
+        );
+        let catalog = br#"[
+            {"Address":"10.0.0.1","ServicePort":80,"ServiceWeights":{"Passing":4,"Warning":1}},
+            {"Address":"10.0.0.2","ServicePort":80,"ServiceTags":["weight=2"],"ServiceWeights":{"Passing":4,"Warning":1}},
+            {"Address":"10.0.0.3","ServicePort":80}
+        ]"#;
+        let p = parse_catalog(catalog).unwrap();
+        let weights: Vec<i64> = p.servers.iter().map(|s| s.weight).collect();
+        assert_eq!(weights, [4, 2, 1]);
     }
 
     #[test]

@@ -219,6 +219,10 @@ pub struct Status {
     pub last_error_ms: Option<u64>,
     /// The last poll gave a usable answer.
     pub last_ok: bool,
+    /// The last poll failed in a way that another endpoint of the cluster
+    /// may not: no connection, a timeout, a 5xx or 429, an unusable answer
+    /// (a 401 or 403, or a refused list, would fail there too).
+    pub endpoint_failed: bool,
 }
 
 impl Status {
@@ -233,6 +237,8 @@ pub struct Session {
     conf: UpsyncConf,
     protocol: Protocol,
     status: Status,
+    /// The endpoint in use, for messages.
+    endpoint: String,
 }
 
 enum Protocol {
@@ -249,6 +255,7 @@ impl Session {
             _ => Protocol::Consul(consul::Consul::default()),
         };
         Session {
+            endpoint: conf.endpoints[0].authority.clone(),
             conf,
             protocol,
             status: Status::default(),
@@ -265,6 +272,11 @@ impl Session {
         }
     }
 
+    /// The endpoint polls go to now (`host:port` as configured).
+    pub fn set_endpoint(&mut self, authority: &str) {
+        self.endpoint = authority.to_string();
+    }
+
     /// The request under way only authenticates (etcd v3): another
     /// exchange is needed before the list is read.
     pub fn authenticating(&self) -> bool {
@@ -279,6 +291,7 @@ impl Session {
         sink: &mut dyn Sink,
     ) -> Next {
         let secrets = self.secrets();
+        self.status.endpoint_failed = false;
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
         match &mut self.protocol {
             Protocol::Consul(p) => p.on_response(&mut ctx, answer),
@@ -290,6 +303,7 @@ impl Session {
     /// More of a streaming answer's body came, at `now_ms`.
     pub fn on_stream(&mut self, data: &[u8], now_ms: u64, sink: &mut dyn Sink) -> Stream {
         let secrets = self.secrets();
+        self.status.endpoint_failed = false;
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
         match &mut self.protocol {
             Protocol::EtcdV3(p) => p.on_stream(&mut ctx, data),
@@ -297,8 +311,26 @@ impl Session {
         }
     }
 
-    /// The exchange failed, at `now_ms`.
-    pub fn on_failure(&mut self, failure: &Failure, now_ms: u64, sink: &mut dyn Sink) -> Next {
+    /// An exchange failing so is only the end of an idle watch, renewed at
+    /// once: not a failure of the registry.
+    pub fn renews(&self, failure: &Failure) -> bool {
+        let idle = matches!(failure, Failure::TimedOut(Phase::Read));
+        match &self.protocol {
+            Protocol::Consul(_) => false,
+            Protocol::EtcdV2(p) => idle && p.watching(),
+            Protocol::EtcdV3(p) => idle && p.watching(),
+        }
+    }
+
+    /// The exchange failed, at `now_ms`; `then` ends the line that says so
+    /// (what the driver does next: ", retrying in 100 ms").
+    pub fn on_failure(
+        &mut self,
+        failure: &Failure,
+        now_ms: u64,
+        then: &str,
+        sink: &mut dyn Sink,
+    ) -> Next {
         // A watch that saw no event within upsync_timeout is renewed;
         // anything else means a full read next.
         let idle = matches!(failure, Failure::TimedOut(Phase::Read));
@@ -312,15 +344,10 @@ impl Session {
             return Next::Now;
         }
         let secrets = self.secrets();
-        let retry = retry_ms(self.conf.interval_ms);
+        let message = format!("registry {}: {failure}{then}", self.endpoint);
         let mut ctx = Ctx::new(&self.conf, secrets, &mut self.status, now_ms, sink);
-        ctx.error(
-            Reason::of(failure),
-            &format!(
-                "registry {}: {failure}, retrying in {retry} ms",
-                ctx.conf.authority
-            ),
-        );
+        ctx.error(Reason::of(failure), &message);
+        ctx.status.endpoint_failed = true;
         Next::Retry
     }
 
@@ -437,6 +464,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn failed(&mut self, reason: Reason, message: &str) {
+        self.status.endpoint_failed = matches!(reason, Reason::Parse);
         self.status.errors[reason as usize] += 1;
         self.status.last_error = Some(message.to_string());
         self.status.last_error_ms = Some(self.now_ms);
@@ -494,6 +522,7 @@ impl<'a> Ctx<'a> {
             excerpt(body, &self.secrets)
         );
         self.error(Reason::Http, &message);
+        self.status.endpoint_failed = status >= 500 || status == 429;
     }
 
     /// The registry holds nothing for the upstream (a 404, no keys): the

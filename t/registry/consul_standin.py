@@ -67,6 +67,8 @@ Test controls (never subject to faults or ACL, not counted in the stats):
         held right now, hanging the number of requests held by "hang",
         connections the number of client connections open right now (the
         /_test/ requests' own included).
+    GET  /_test/requests  the targets (path and query, a token masked) of the
+        last 100 non-/_test/ requests, oldest first
     POST /_test/reset   (or PUT) drops all KV and catalog data, the stats and
         the fault setting. The index keeps growing (a reset is a write, so
         held queries on data that disappeared answer with a higher index).
@@ -74,6 +76,7 @@ Test controls (never subject to faults or ACL, not counted in the stats):
 
 import argparse
 import base64
+import collections
 import hmac
 import json
 import random
@@ -589,9 +592,10 @@ class State:
         own = sorted((c for c in mine if c["ServiceID"] == svc["ID"]), key=lambda c: c["CheckID"])
         return node_level + own
 
-    def service_read(self, kind, name, tags, passing):
+    def service_read(self, kind, name, tags, passing, flt=None):
         """Query and version functions for /v1/catalog/service/<name>
-        (kind "catalog") and /v1/health/service/<name> (kind "health")."""
+        (kind "catalog") and /v1/health/service/<name> (kind "health");
+        `flt` keeps the entries a ?filter expression selects."""
 
         def version():
             return self.service_index.get(name.lower(), 0)
@@ -628,6 +632,8 @@ class State:
                                 "ModifyIndex": svc["ModifyIndex"]},
                     "Checks": [self.render_check(c) for c in checks],
                 })
+            if flt is not None:
+                out = [item for item in out if flt(item)]
             # Unknown service: 200 with [] (unlike KV).
             return json_result(out, index=index)
 
@@ -794,13 +800,18 @@ class App:
         self.connections = 0
         self.requests = 0
         self.by_path = {}
+        # The last requests' targets (path and query, a token masked), for
+        # tests that check what a client sent.
+        self.targets = collections.deque(maxlen=100)
         self._huge_cache = {}
 
     # -- stats ---------------------------------------------------------------
-    def count(self, path):
+    def count(self, path, target=None):
         with self.lock:
             self.requests += 1
             self.by_path[path] = self.by_path.get(path, 0) + 1
+            if target is not None:
+                self.targets.append(_TOKEN_IN_TEXT.sub(r"\1<hidden>", target))
 
     def stats(self):
         with self.state.cond:
@@ -815,6 +826,7 @@ class App:
         with self.lock:
             self.requests = 0
             self.by_path = {}
+            self.targets.clear()
             self.set_fault_locked({"mode": "none"})
 
     def stop(self):
@@ -944,8 +956,9 @@ class App:
                     if v.lower() not in ("", "1", "t", "true", "0", "f", "false"):
                         raise HTTPError(400, "Invalid value for ?passing")
                     passing = v.lower() in ("", "1", "t", "true")
+                flt = parse_filter(query.get("filter")) if query.has("filter") else None
                 return self.read(query, *self.state.service_read(
-                    kind, name, query.all("tag"), passing))
+                    kind, name, query.all("tag"), passing, flt))
         raise HTTPError(404, "404 page not found")
 
     def read(self, query, run, version):
@@ -1057,6 +1070,54 @@ def uint_param(query, name, default):
 # ---------------------------------------------------------------------------
 # HTTP
 
+_FILTER_TERM = re.compile(
+    r'^\s*(?:"(?P<v1>[^"]*)"\s+(?P<in>in|not in)\s+(?P<s1>[A-Za-z][\w.]*)'
+    r'|(?P<s2>[A-Za-z][\w.]*)\s+(?P<op>==|!=|contains|not contains)\s+"(?P<v2>[^"]*)")\s*$')
+
+
+def parse_filter(expression):
+    """A ?filter expression (go-bexpr) on catalog and health entries, in the
+    subset the stand-in implements: terms `Selector == "v"`, `!=`,
+    `Selector contains "v"`, `not contains`, `"v" in Selector`, `not in`,
+    joined by `and`. A selector is a dotted path (`Service.Tags`,
+    `ServiceMeta.env`). Anything else is refused with Consul's 400 text."""
+    terms = []
+    for part in re.split(r"\s+and\s+", expression or ""):
+        m = _FILTER_TERM.match(part)
+        if not m:
+            raise HTTPError(400, "Failed to create boolean expression evaluator: "
+                                 "unsupported expression %r (the stand-in knows ==, !=, "
+                                 "contains, in and and)" % part)
+        if m.group("s1"):
+            op = "contains" if m.group("in") == "in" else "not contains"
+            terms.append((m.group("s1").split("."), op, m.group("v1")))
+        else:
+            terms.append((m.group("s2").split("."), m.group("op"), m.group("v2")))
+
+    def field(item, path):
+        for key in path:
+            if not isinstance(item, dict) or key not in item:
+                return None
+            item = item[key]
+        return item
+
+    def keep(item):
+        for path, op, value in terms:
+            got = field(item, path)
+            if op in ("contains", "not contains"):
+                found = value in got if isinstance(got, (list, dict)) else (
+                    isinstance(got, str) and value in got)
+                ok = found if op == "contains" else not found
+            else:
+                same = str(got).lower() == value.lower() if isinstance(got, bool) else got == value
+                ok = same if op == "==" else not same
+            if not ok:
+                return False
+        return True
+
+    return keep
+
+
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']*", re.IGNORECASE)
 
 
@@ -1144,7 +1205,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_test/"):
             return self.send(self.test_control(path, body))
 
-        self.app.count(path)
+        self.app.count(path, self.path)
         fault = self.app.fault_for(path)
         while fault is not None and fault["mode"] == "hang":
             if not self.app.hang():
@@ -1238,6 +1299,11 @@ class Handler(BaseHTTPRequestHandler):
                 with app.lock:
                     app.set_fault_locked(fault)
                 return json_result(True)
+            if path == "/_test/requests":
+                allow(self.command, "GET")
+                with app.lock:
+                    targets = list(app.targets)
+                return Result(200, json.dumps(targets).encode(), "application/json")
             if path == "/_test/stats":
                 allow(self.command, "GET")
                 # json.dumps' default separators: tests match '"blocking": 1'.

@@ -21,6 +21,7 @@ Modes:
   etcd2-events      an etcd v2 directory of one server; a watch answers an
                     event at once
   status-500        every request: 500 "boom"
+  close             every request: the connection is closed, no answer
   silent            reads the request, never answers
   bad-keys          Consul KV: the server plus --bad N keys that are not
                     addresses, a new X-Consul-Index each time, after 200 ms
@@ -150,6 +151,9 @@ class Registry:
     def status_500(self, conn, line, request):
         send(conn, 500, "boom", "text/plain")
 
+    def close(self, conn, line, request):
+        pass
+
     def silent(self, conn, line, request):
         time.sleep(3600)
 
@@ -200,7 +204,7 @@ def main():
     ap.add_argument("--mode", required=True,
                     choices=["headers-forever", "echo", "etcd-endless-line", "etcd-trickle",
                              "etcd-forged", "etcd-watch-ends", "etcd-compacted", "etcd-401",
-                             "etcd2-events", "status-500", "silent", "bad-keys"])
+                             "etcd2-events", "status-500", "close", "silent", "bad-keys"])
     ap.add_argument("--server", default="127.0.0.1:1", help="the server the answers hold")
     ap.add_argument("--bad", type=int, default=10000, help="bad keys (bad-keys)")
     args = ap.parse_args()

@@ -572,6 +572,25 @@ class CatalogHealthTests(StandinCase):
         self.assertEqual([i["Service"]["ID"] for i in self.get(
             "/v1/health/service/web?passing").json()], ["web2", "web3"])
 
+    def test_filter_subset_and_request_log(self):
+        self.register("n1", "10.0.0.1", dict(self.WEB1, Tags=["v2", "weight=2"]))
+        self.register("n2", "10.0.0.2", dict(self.WEB1, ID="web2", Tags=["v1"]))
+        q = "/v1/catalog/service/web?filter="
+        ids = lambda path: [i["ServiceID"] for i in self.get(path).json()]
+        self.assertEqual(ids(q + "%22v2%22%20in%20ServiceTags"), ["web1"])
+        self.assertEqual(ids(q + "ServiceTags%20contains%20%22v1%22"), ["web2"])
+        self.assertEqual(ids(q + "Node%20%21%3D%20%22n1%22%20and%20ServiceID%20%3D%3D%20%22web2%22"),
+                         ["web2"])
+        health = [i["Service"]["ID"] for i in self.get(
+            "/v1/health/service/web?filter=Service.Tags%20not%20contains%20%22v1%22").json()]
+        self.assertEqual(health, ["web1"])
+        r = self.get(q + "ServiceTags%20matches%20%22v.*%22")
+        self.assertEqual(r.status, 400)
+        self.assertIn(b"Failed to create boolean expression evaluator", r.body)
+        self.get("/v1/kv/x?token=secret&dc=dc1")
+        targets = self.get("/_test/requests").json()
+        self.assertEqual(targets[-1], "/v1/kv/x?token=<hidden>&dc=dc1")
+
     def test_health_blocking_woken_by_a_check_status_change(self):
         check = {"CheckID": "c1", "Name": "c1", "Status": "passing", "ServiceID": "web1"}
         self.register("n1", "10.0.0.1", self.WEB1, [check])

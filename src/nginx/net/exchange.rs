@@ -71,6 +71,13 @@ impl Fetch {
         }
     }
 
+    /// The registry address the next exchange goes to, and its name for
+    /// nginx's messages.
+    pub(crate) fn set_peer(&mut self, addr: SockAddr, name: &str) {
+        self.addr = addr;
+        self.name = name.as_bytes().into();
+    }
+
     /// Starts sending `request`; the owner's `fetch_done` is called when the
     /// response is complete or the exchange failed (possibly before this
     /// returns, on an immediate failure).

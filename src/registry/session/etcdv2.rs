@@ -93,6 +93,11 @@ impl EtcdV2 {
         false
     }
 
+    /// The exchange under way is a watch.
+    pub(super) fn watching(&self) -> bool {
+        self.watching
+    }
+
     pub(super) fn position(&self) -> Option<u64> {
         self.seen
     }

@@ -56,6 +56,11 @@ impl EtcdV3 {
         false
     }
 
+    /// The exchange under way is a watch.
+    pub(super) fn watching(&self) -> bool {
+        self.watching
+    }
+
     pub(super) fn position(&self) -> Option<u64> {
         self.revision
     }
@@ -83,6 +88,11 @@ impl EtcdV3 {
             None => ("/v3/kv/range", etcdv3::range_request(&conf.path)),
         };
         let mut headers = vec![json];
+        if self.watching {
+            // A member that loses its quorum ends the watch (gRPC's
+            // `hasleader` metadata) instead of going silent.
+            headers.push(("Grpc-Metadata-hasleader", "true".to_string()));
+        }
         if let Some(token) = &self.token {
             headers.push(("Authorization", token.clone()));
         }

@@ -180,7 +180,7 @@ fn consul_messages() {
     s.on_response(&answer(403, &[], "token T0KEN denied"), 0, &mut r);
     s.on_response(&answer(400, &[], "X-Consul-Token: T0KEN"), 0, &mut r);
     assert_eq!(
-        s.on_failure(&Failure::Connect(None), 0, &mut r),
+        s.on_failure(&Failure::Connect(None), 0, ", retrying in 100 ms", &mut r),
         Next::Retry
     );
     assert_eq!(
@@ -332,7 +332,7 @@ fn etcd_v2_watch_rules() {
         assert_eq!(s.next_request(true).target, watch);
         let got = match ended {
             Ok(a) => s.on_response(&a, 0, &mut r),
-            Err(f) => s.on_failure(&f, 0, &mut r),
+            Err(f) => s.on_failure(&f, 0, "", &mut r),
         };
         assert_eq!(got, next, "case {i}");
         assert_eq!(s.next_request(true).target, target, "case {i}");
@@ -548,7 +548,7 @@ fn etcd_v3_token_expiry_and_refusal() {
 fn etcd_v3_idle_watch_is_renewed_and_other_failures_read_again() {
     let (mut s, mut r) = watching();
     assert_eq!(
-        s.on_failure(&Failure::TimedOut(Phase::Read), 0, &mut r),
+        s.on_failure(&Failure::TimedOut(Phase::Read), 0, "", &mut r),
         Next::Now
     );
     assert_eq!(
@@ -556,7 +556,7 @@ fn etcd_v3_idle_watch_is_renewed_and_other_failures_read_again() {
         [(Level::Info, "etcd watch idle, renewing it".to_string())]
     );
     assert_eq!(s.next_request(true).target, "/v3/watch");
-    assert_eq!(s.on_failure(&Failure::Recv, 0, &mut r), Next::Retry);
+    assert_eq!(s.on_failure(&Failure::Recv, 0, "", &mut r), Next::Retry);
     assert_eq!(s.next_request(true).target, "/v3/kv/range");
 }
 
@@ -594,4 +594,45 @@ fn etcd_v3_refused_lists_and_long_lines_read_again() {
         r.logs[0].1,
         "etcd watch: a streamed message is larger than 64 bytes, reading the list again"
     );
+}
+
+#[test]
+fn which_failures_another_endpoint_may_not_have() {
+    let mut s = session(
+        "10.0.0.1:8500,10.0.0.2:8500/v1/kv/upstreams/app/ upsync_type=consul upsync_interval=500ms",
+    );
+    let mut r = Record::new();
+    let ok = answer(200, &[("X-Consul-Index", "5")], &kv(&["10.0.0.1:80"]));
+    let cases: [(ResponseParser, bool); 6] = [
+        (answer(500, &[], "boom"), true),
+        (answer(503, &[], "No cluster leader"), true),
+        (answer(429, &[], "slow down"), true),
+        (answer(403, &[], "ACL not found"), false),
+        (answer(200, &[("X-Consul-Index", "6")], "[{"), true),
+        (ok, false),
+    ];
+    for (i, (a, moves)) in cases.into_iter().enumerate() {
+        s.on_response(&a, 0, &mut r);
+        assert_eq!(s.status().endpoint_failed, moves, "case {i}");
+    }
+    r.applied = Applied::Refused;
+    s.on_response(
+        &answer(200, &[("X-Consul-Index", "7")], &kv(&["10.0.0.1:80"])),
+        0,
+        &mut r,
+    );
+    assert!(!s.status().endpoint_failed, "a refused list");
+    s.set_endpoint("10.0.0.2:8500");
+    s.on_failure(
+        &Failure::Connect(None),
+        0,
+        ", trying 10.0.0.1:8500 next",
+        &mut r,
+    );
+    assert!(s.status().endpoint_failed);
+    assert_eq!(
+        s.status().last_error.as_deref(),
+        Some("registry 10.0.0.2:8500: cannot connect, trying 10.0.0.1:8500 next")
+    );
+    assert!(!s.renews(&Failure::TimedOut(Phase::Read)));
 }

@@ -19,7 +19,11 @@ package Test::Upsync;
 #   workers: N                          worker_processes (default 1)
 #   daemon                              run nginx as a daemon (binary upgrades
 #                                       need it)
-#   registry: consul etcd               start these registries for the block
+#   registry: consul etcd               start these registries for the block;
+#                                       consul2, consul3: more stand-ins (same
+#                                       consul_args; ports CONSUL2_PORT ...);
+#                                       etcd_cluster: three etcd members,
+#                                       etcd_cluster1..3 (ETCD_CLUSTER1_PORT ...)
 #   consul_args: --token secret         extra stand-in arguments (with
 #                                       "--host ::1" it listens on IPv6)
 #   hostile_args: --mode M              a misbehaving registry
@@ -210,15 +214,24 @@ sub wait_until ($$) {
     }
 }
 
+# The members of the three-member etcd cluster ("registry: etcd_cluster").
+my @CLUSTER = map { "etcd_cluster$_" } 1 .. 3;
+
 sub start_registry ($$$) {
     my ($name, $dir, $args) = @_;
+    if ($name eq 'etcd_cluster') {
+        $registry{$_} //= { port => free_port(), peer_port => free_port(), args => $args, dir => $dir }
+            for @CLUSTER;
+        start_registry($_, $dir, $args) for @CLUSTER;
+        return;
+    }
     my $r = $registry{$name} //= { port => free_port(), args => $args, dir => $dir };
     # "--host ::1" in the stand-in's arguments: it listens there, and the
     # harness talks to it there.
     my ($host) = ($args // '') =~ /--host\s+(\S+)/;
     $r->{host} = !defined $host ? '127.0.0.1' : $host =~ /:/ ? "[$host]" : $host;
     my $log = "$dir/logs/$name.log";
-    if ($name eq 'consul') {
+    if ($name =~ /^consul\d*$/) {
         $r->{pid} = spawn($log, 'python3', "$ROOT/t/registry/consul_standin.py",
             '--port', $r->{port}, split(' ', $args // ''));
         wait_until(10, sub { http_request('GET', "http://$r->{host}:$r->{port}/v1/status/leader", '', undef, 1)->{status} != 599 })
@@ -228,6 +241,21 @@ sub start_registry ($$$) {
             split(' ', $args // ''));
         wait_until(10, sub { http_request('GET', "http://127.0.0.1:$r->{port}/_stats", '', undef, 1)->{status} == 200 })
             or die "the hostile registry did not start: " . slurp($log);
+    } elsif ($name =~ /^etcd_cluster\d$/) {
+        my $cluster = join ',', map { "$_=http://127.0.0.1:$registry{$_}{peer_port}" } @CLUSTER;
+        my $peer = "http://127.0.0.1:$r->{peer_port}";
+        my $client = "http://127.0.0.1:$r->{port}";
+        $r->{pid} = spawn($log, 'etcd', '--name', $name, '--data-dir', "$dir/$name-data",
+            '--listen-client-urls', $client, '--advertise-client-urls', $client,
+            '--listen-peer-urls', $peer, '--initial-advertise-peer-urls', $peer,
+            '--initial-cluster', $cluster, '--initial-cluster-token', "upsync-$registry{$CLUSTER[0]}{port}",
+            '--heartbeat-interval', 50, '--election-timeout', 500, split(' ', $args // ''));
+        # A member is healthy once the cluster has a leader: the others must
+        # be up too, so wait only for the last one started.
+        if ($name eq $CLUSTER[-1] || grep({ $_ ne $name && $registry{$_}{pid} } @CLUSTER) == 2) {
+            wait_until(30, sub { http_request('GET', "$client/health", '', undef, 1)->{content} =~ /"health":\s*"true"/ })
+                or die "the etcd cluster did not start: " . slurp($log);
+        }
     } elsif ($name eq 'etcd') {
         $r->{peer_port} //= free_port();
         my $peer = "http://127.0.0.1:$r->{peer_port}";
@@ -423,10 +451,13 @@ sub run_block ($) {
 
     substitute_block($block, \%vars);
     for my $r (split ' ', $block->registry // '') {
+        my ($kind) = $r =~ /^([a-z_]+?)\d*$/;
         my $args = { consul => scalar $block->consul_args, etcd => scalar $block->etcd_args,
-            hostile => scalar $block->hostile_args }->{$r};
+            etcd_cluster => scalar $block->etcd_args,
+            hostile => scalar $block->hostile_args }->{$kind};
         start_registry($r, $dir, $args);
-        $vars{ uc($r) . '_PORT' } = $registry{$r}{port};
+        $vars{ uc($_) . '_PORT' } = $registry{$_}{port}
+            for $r eq 'etcd_cluster' ? @CLUSTER : ($r);
     }
     # Registry ports are known only now: substitute them as well.
     substitute_block($block, \%vars);
@@ -602,6 +633,8 @@ sub parse_steps ($) {
 
 my %STEP = (
     consul => \&step_registry,
+    consul2 => \&step_registry,
+    consul3 => \&step_registry,
     etcd => \&step_registry,
     http => \&step_http,
     wait => \&step_wait,
@@ -645,7 +678,7 @@ sub step_registry {
     (my $body = $step->{body}) =~ s/\n\z//;
     my %headers;
     $headers{'Content-Type'} = 'application/x-www-form-urlencoded' if $body =~ /^value=/;
-    $headers{'X-Consul-Token'} = $1 if $name eq 'consul' && ($r->{args} // '') =~ /--token\s+(\S+)/;
+    $headers{'X-Consul-Token'} = $1 if $name =~ /^consul/ && ($r->{args} // '') =~ /--token\s+(\S+)/;
     my $res;
     for (1 .. $n) {
         $res = http_request($method, "http://$r->{host}:$r->{port}$path", $body, \%headers);
@@ -765,7 +798,9 @@ sub step_run {
 
 sub etcd3_call ($$) {
     my ($path, $request) = @_;
-    my $r = $registry{etcd} or die "etcd is not running (add '--- registry: etcd')\n";
+    # etcd, or the first member of the cluster that runs.
+    my ($r) = grep { $_ && $_->{pid} } map { $registry{$_} } 'etcd', @CLUSTER;
+    $r or die "etcd is not running (add '--- registry: etcd')\n";
     my $res = http_request('POST', "http://127.0.0.1:$r->{port}$path",
         JSON::PP::encode_json($request), { 'Content-Type' => 'application/json' });
     die "etcd $path: $res->{status} $res->{content}\n" unless $res->{success};
