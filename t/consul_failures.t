@@ -59,7 +59,7 @@ Upstream name: test; Backend server count: 1
 >>> log bad response: response body is larger than 8388608 bytes
 >>> consul PUT /_test/fault
 {"mode": "hang"}
->>> log read timed out, retrying in 100 ms
+>>> log read timed out, retrying in \d+ ms
 >>> consul PUT /_test/fault
 {"mode": "close"}
 >>> log bad response: connection closed before the response was complete

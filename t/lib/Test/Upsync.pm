@@ -214,6 +214,8 @@ sub wait_until ($$) {
     }
 }
 
+sub start_registry ($$$);
+
 # The members of the three-member etcd cluster ("registry: etcd_cluster").
 my @CLUSTER = map { "etcd_cluster$_" } 1 .. 3;
 
