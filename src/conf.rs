@@ -242,6 +242,131 @@ pub fn parse_upsync(args: &[&str]) -> Result<UpsyncConf, ConfError> {
     })
 }
 
+/// The `upsync_ssl_*` directives of one level (`http` or `upstream`); an
+/// upstream inherits from `http` what it does not set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsConf {
+    pub trusted_certificate: Option<String>,
+    pub certificate: Option<String>,
+    pub certificate_key: Option<String>,
+    pub password_file: Option<String>,
+    pub verify: Option<bool>,
+    pub verify_depth: Option<u32>,
+    pub name: Option<String>,
+    pub server_name: Option<bool>,
+    pub protocols: Option<Vec<String>>,
+}
+
+/// The protocols `upsync_ssl_protocols` accepts.
+pub const TLS_PROTOCOLS: [&str; 4] = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+impl TlsConf {
+    /// Applies `directive args...`; the message goes after the directive's
+    /// name.
+    pub fn set(&mut self, directive: &str, args: &[&str]) -> Result<(), ConfError> {
+        let one = || match args {
+            [v] if !v.is_empty() => Ok(v.to_string()),
+            _ => err("needs one value"),
+        };
+        let flag = || match args {
+            ["on"] => Ok(true),
+            ["off"] => Ok(false),
+            _ => err("must be on or off"),
+        };
+        fn put<T>(slot: &mut Option<T>, v: T) -> Result<(), ConfError> {
+            if slot.is_some() {
+                return err("is duplicate");
+            }
+            *slot = Some(v);
+            Ok(())
+        }
+        match directive {
+            "upsync_ssl_trusted_certificate" => put(&mut self.trusted_certificate, one()?),
+            "upsync_ssl_certificate" => put(&mut self.certificate, one()?),
+            "upsync_ssl_certificate_key" => put(&mut self.certificate_key, one()?),
+            "upsync_ssl_password_file" => put(&mut self.password_file, one()?),
+            "upsync_ssl_verify" => put(&mut self.verify, flag()?),
+            "upsync_ssl_server_name" => put(&mut self.server_name, flag()?),
+            "upsync_ssl_name" => put(&mut self.name, one()?),
+            "upsync_ssl_verify_depth" => {
+                match parse_digits(&one()?).and_then(|d| u32::try_from(d).ok()) {
+                    Some(d) if d <= 100 => put(&mut self.verify_depth, d),
+                    _ => err("must be a number from 0 to 100"),
+                }
+            }
+            "upsync_ssl_protocols" => {
+                if args.is_empty() {
+                    return err("needs at least one protocol");
+                }
+                if let Some(bad) = args.iter().find(|a| !TLS_PROTOCOLS.contains(a)) {
+                    return err(format!(
+                        "unknown protocol \"{bad}\": use {}",
+                        TLS_PROTOCOLS.join(", ")
+                    ));
+                }
+                put(
+                    &mut self.protocols,
+                    args.iter().map(|a| a.to_string()).collect(),
+                )
+            }
+            _ => err("is not an upsync_ssl directive"),
+        }
+    }
+
+    /// This level's settings, with `parent`'s where this one has none.
+    pub fn merged(&self, parent: &TlsConf) -> TlsConf {
+        fn or<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            a.clone().or_else(|| b.clone())
+        }
+        TlsConf {
+            trusted_certificate: or(&self.trusted_certificate, &parent.trusted_certificate),
+            certificate: or(&self.certificate, &parent.certificate),
+            certificate_key: or(&self.certificate_key, &parent.certificate_key),
+            password_file: or(&self.password_file, &parent.password_file),
+            verify: or(&self.verify, &parent.verify),
+            verify_depth: or(&self.verify_depth, &parent.verify_depth),
+            name: or(&self.name, &parent.name),
+            server_name: or(&self.server_name, &parent.server_name),
+            protocols: or(&self.protocols, &parent.protocols),
+        }
+    }
+
+    /// A mistake in the merged settings of an upstream, said as nginx would.
+    pub fn check(&self) -> Result<(), ConfError> {
+        match (&self.certificate, &self.certificate_key) {
+            (Some(c), None) => err(format!(
+                "no \"upsync_ssl_certificate_key\" is defined for certificate \"{c}\""
+            )),
+            (None, Some(_)) => {
+                err("\"upsync_ssl_certificate_key\" needs \"upsync_ssl_certificate\"")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Certificates are verified unless `upsync_ssl_verify off`.
+    pub fn verifies(&self) -> bool {
+        self.verify.unwrap_or(true)
+    }
+
+    /// The intermediate certificates allowed (nginx's default: 1).
+    pub fn depth(&self) -> u32 {
+        self.verify_depth.unwrap_or(1)
+    }
+
+    /// SNI is sent (for host names) unless `upsync_ssl_server_name off`.
+    pub fn sends_server_name(&self) -> bool {
+        self.server_name.unwrap_or(true)
+    }
+
+    /// The protocols enabled: TLSv1.2 and TLSv1.3 by default.
+    pub fn protocol_list(&self) -> Vec<String> {
+        self.protocols
+            .clone()
+            .unwrap_or_else(|| vec!["TLSv1.2".into(), "TLSv1.3".into()])
+    }
+}
+
 fn time_param(name: &str, value: &str) -> Result<u64, ConfError> {
     match parse_time_ms(value) {
         Some(ms) => Ok(ms),
@@ -447,6 +572,47 @@ mod tests {
             let e = parse(&format!("{bad} upsync_type=consul")).unwrap_err();
             assert!(e.0.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn tls_directives_merge_and_check() {
+        let mut http = TlsConf::default();
+        http.set("upsync_ssl_trusted_certificate", &["/etc/ca.pem"])
+            .unwrap();
+        http.set("upsync_ssl_verify_depth", &["2"]).unwrap();
+        http.set("upsync_ssl_protocols", &["TLSv1.3"]).unwrap();
+        let mut up = TlsConf::default();
+        up.set("upsync_ssl_name", &["consul.internal"]).unwrap();
+        up.set("upsync_ssl_verify", &["off"]).unwrap();
+        assert_eq!(
+            up.set("upsync_ssl_verify", &["on"]).unwrap_err().0,
+            "is duplicate"
+        );
+        assert!(up.set("upsync_ssl_server_name", &["yes"]).is_err());
+        assert!(up.set("upsync_ssl_verify_depth", &["x"]).is_err());
+        assert!(up
+            .set("upsync_ssl_protocols", &["SSLv3"])
+            .unwrap_err()
+            .0
+            .contains("unknown protocol \"SSLv3\""));
+        let m = up.merged(&http);
+        assert_eq!(m.trusted_certificate.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(
+            (m.verifies(), m.depth(), m.sends_server_name()),
+            (false, 2, true)
+        );
+        assert_eq!(m.name.as_deref(), Some("consul.internal"));
+        assert_eq!(m.protocol_list(), ["TLSv1.3"]);
+        assert_eq!(TlsConf::default().protocol_list(), ["TLSv1.2", "TLSv1.3"]);
+        assert!(TlsConf::default().verifies());
+        let mut cert_only = TlsConf::default();
+        cert_only.set("upsync_ssl_certificate", &["c.pem"]).unwrap();
+        assert!(cert_only
+            .check()
+            .unwrap_err()
+            .0
+            .contains("upsync_ssl_certificate_key"));
+        assert!(m.check().is_ok());
     }
 
     #[test]

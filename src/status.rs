@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use crate::registry::session::Reason;
+use crate::registry::session::{Reason, REASONS};
 use crate::server::Server;
 
 /// The formats `upstream_show` answers in.
@@ -173,7 +173,7 @@ pub struct Record {
     pub syncs: u64,
     pub changes: u64,
     /// By reason, in the order of `Reason::ALL`.
-    pub errors: [u64; 5],
+    pub errors: [u64; REASONS],
     pub last_ok: bool,
     pub last_sync_ms: Option<u64>,
     pub last_change_ms: Option<u64>,
@@ -275,7 +275,7 @@ fn peer_json(id: usize, peer: &Peer) -> Value {
     })
 }
 
-fn errors_json(errors: &[u64; 5]) -> Value {
+fn errors_json(errors: &[u64; REASONS]) -> Value {
     Value::Object(
         Reason::ALL
             .iter()
@@ -620,7 +620,7 @@ pub fn prometheus(upstreams: &[&Upstream]) -> String {
         &mut out,
         name,
         "counter",
-        "Polls that failed, by reason: connect, timeout, http, parse, refused.",
+        "Polls that failed, by reason: connect, timeout, http, parse, refused, tls.",
     );
     for (upstream, worker, r) in &records {
         for reason in Reason::ALL {

@@ -9,9 +9,9 @@ use ngx::ffi::{
     ngx_array_push, ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t,
     ngx_http_upstream_server_t, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_str_t,
     ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF_OFFSET, NGX_HTTP_UPS_CONF,
-    NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK, NGX_PROCESS_SINGLE,
-    NGX_PROCESS_WORKER,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF_OFFSET,
+    NGX_HTTP_UPS_CONF, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK,
+    NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 use ngx::http::{
     HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf,
@@ -38,6 +38,9 @@ pub(crate) struct SrvConf {
     registry: Vec<Address>,
     dump_path: Option<String>,
     lb: Option<String>,
+    /// `upsync_ssl_*` of this upstream (or, in the `http` block's own
+    /// server conf, the defaults every upstream inherits).
+    ssl: crate::conf::TlsConf,
     /// Made from a box once (`Box::into_raw`), so the pointers nginx keeps
     /// into it (timers, the exchange) stay valid; freed with the conf.
     runtime: Option<std::ptr::NonNull<Poller>>,
@@ -77,7 +80,19 @@ static NGX_HTTP_UPSYNC_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: None,
 };
 
-static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 5] = [
+/// An `upsync_ssl_*` directive: in `http` or `upstream`.
+const fn ssl_command(name: ngx_str_t, args: u32) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_UPS_CONF | args) as ngx_uint_t,
+        set: Some(set_ssl),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 14] = [
     ngx_command_t {
         name: ngx_string!("upsync"),
         type_: (NGX_HTTP_UPS_CONF | NGX_CONF_1MORE) as ngx_uint_t,
@@ -110,6 +125,18 @@ static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 5] = [
         offset: 0,
         post: ptr::null_mut(),
     },
+    ssl_command(
+        ngx_string!("upsync_ssl_trusted_certificate"),
+        NGX_CONF_TAKE1,
+    ),
+    ssl_command(ngx_string!("upsync_ssl_certificate"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_certificate_key"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_password_file"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_verify"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_verify_depth"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_name"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_server_name"), NGX_CONF_TAKE1),
+    ssl_command(ngx_string!("upsync_ssl_protocols"), NGX_CONF_1MORE),
     ngx_command_t::empty(),
 ];
 
@@ -170,11 +197,13 @@ extern "C" fn set_upsync(
                 return CONF_ERROR;
             }
         };
-        if parsed.tls {
+        if parsed.tls && parsed.strong_dependency {
             ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
-                "\"upsync\" directive: https:// registries are not supported yet"
+                "\"upsync\" directive: strong_dependency=on cannot be used with an https:// \
+                 registry: the read before the worker serves is plain HTTP; use \
+                 strong_dependency=off (the dump file or the server lines serve meanwhile)"
             );
             return CONF_ERROR;
         }
@@ -205,6 +234,7 @@ extern "C" fn set_upsync(
                 registry.push(Address {
                     addr,
                     authority: endpoint.authority.clone(),
+                    host: endpoint.host.clone(),
                     label: if several {
                         format!("{} ({addr})", endpoint.authority)
                     } else {
@@ -395,6 +425,33 @@ extern "C" fn set_lb(
     })
 }
 
+/// `upsync_ssl_* value...` in `http` or `upstream`.
+extern "C" fn set_ssl(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard(CONF_ERROR, || {
+        // SAFETY: nginx calls directive handlers with a valid `cf`, the
+        // command, and our srv conf of the level being parsed.
+        let (cfr, sc, name) = unsafe {
+            (
+                &*cf,
+                &mut *conf.cast::<SrvConf>(),
+                String::from_utf8_lossy((*cmd).name.as_bytes()).into_owned(),
+            )
+        };
+        // SAFETY: as above.
+        let args = unsafe { args(cfr) };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Err(e) = sc.ssl.set(&name, &argv) {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{}\" {}", name, e);
+            return CONF_ERROR;
+        }
+        CONF_OK
+    })
+}
+
 /// `upstream_show [text|json|prometheus];` installs the content handler of
 /// the location, for its default format.
 extern "C" fn set_upstream_show(
@@ -475,6 +532,16 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         let mut seats = Seats::new(cf, all);
         // SAFETY: as above.
         let mut cells = unsafe { status_cells(cf, all) };
+        // The `http` level's upsync_ssl_* settings, and one TLS context for
+        // each distinct set of settings the upstreams end up with.
+        let http_ssl = Module::server_conf(cfr)
+            .map(|sc| sc.ssl.clone())
+            .unwrap_or_default();
+        let mut contexts = Contexts {
+            cf,
+            http: http_ssl,
+            built: Vec::new(),
+        };
         // SAFETY: as above.
         if let Err(msg) = unsafe { dump_paths(cfr, all) } {
             log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
@@ -482,7 +549,9 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         }
         for &uscf in all {
             // SAFETY: as above.
-            if let Err(msg) = unsafe { take_over(cfr, uscf, &mut seats, cells.as_mut()) } {
+            if let Err(msg) =
+                unsafe { take_over(cfr, uscf, &mut seats, cells.as_mut(), &mut contexts) }
+            {
                 log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
                 return NGX_ERROR as ngx_int_t;
             }
@@ -586,6 +655,34 @@ fn worker_slots(cf: *mut ngx_conf_t) -> usize {
     }
 }
 
+/// The TLS contexts of the https:// registries, shared by the upstreams
+/// whose settings are the same.
+struct Contexts {
+    cf: *mut ngx_conf_t,
+    http: crate::conf::TlsConf,
+    built: Vec<(crate::conf::TlsConf, *mut ngx::ffi::ngx_ssl_t)>,
+}
+
+impl Contexts {
+    /// The context of an upstream's own settings merged with `http`'s.
+    ///
+    /// # Safety
+    /// During postconfiguration, with `cf` the configuration being built.
+    unsafe fn get(
+        &mut self,
+        own: &crate::conf::TlsConf,
+    ) -> Result<(*mut ngx::ffi::ngx_ssl_t, crate::conf::TlsConf), ConfError> {
+        let merged = own.merged(&self.http);
+        if let Some((_, ctx)) = self.built.iter().find(|(c, _)| *c == merged) {
+            return Ok((*ctx, merged));
+        }
+        // SAFETY: per the contract.
+        let ctx = unsafe { super::net::tls::context(self.cf, &merged) }?;
+        self.built.push((merged.clone(), ctx));
+        Ok((ctx, merged))
+    }
+}
+
 /// Election slots of the synced upstreams that have a `zone`.
 struct Seats {
     #[cfg(ngx_resolve_peers)]
@@ -632,6 +729,7 @@ unsafe fn take_over(
     uscf: *mut ngx_http_upstream_srv_conf_t,
     #[cfg_attr(not(ngx_resolve_peers), allow(unused_variables))] seats: &mut Seats,
     cells: Option<&mut super::stats::Plan>,
+    contexts: &mut Contexts,
 ) -> Result<(), ConfError> {
     // SAFETY: per the contract.
     let Some(sc) = (unsafe { srv_conf(uscf) }) else {
@@ -640,6 +738,7 @@ unsafe fn take_over(
     let Some(conf) = sc.upsync.clone() else {
         return Ok(());
     };
+    let tls = conf.tls;
     // SAFETY: per the contract.
     let u = unsafe { &mut *uscf };
     // SAFETY: the upstream's name and file name live as long as the cycle.
@@ -728,6 +827,12 @@ unsafe fn take_over(
         u.peer.init = Some(super::balancer::init_peer_shared);
     }
     up.set_cells(cells.map(|plan| plan.take(!u.shm_zone.is_null())));
+    if tls {
+        // SAFETY: postconfiguration, per the contract.
+        let (ctx, merged) = unsafe { contexts.get(&sc.ssl) }
+            .map_err(|e| ConfError(format!("upstream \"{name}\": {e} {at}")))?;
+        up.set_tls(ctx, merged);
+    }
     sc.runtime = std::ptr::NonNull::new(Box::into_raw(up));
     Ok(())
 }

@@ -5,3 +5,4 @@
 
 pub(crate) mod blocking;
 pub(crate) mod exchange;
+pub(crate) mod tls;

@@ -50,6 +50,8 @@ pub(crate) struct Address {
     pub(crate) addr: SocketAddr,
     /// `host:port` as configured: the `Host` header.
     pub(crate) authority: String,
+    /// Its host as configured (brackets kept for IPv6): what TLS verifies.
+    pub(crate) host: String,
     /// How messages name it: the authority, with the address when the name
     /// has several.
     pub(crate) label: String,
@@ -63,6 +65,10 @@ pub(crate) struct Poller {
     /// The registry's addresses and which one is in use.
     registry: Vec<Address>,
     endpoints: Endpoints,
+    /// The endpoint the exchange was last pointed at.
+    peer_set: Option<usize>,
+    /// `https://`: the TLS context and what the connections verify.
+    tls: Option<(*mut ngx::ffi::ngx_ssl_t, crate::conf::TlsConf)>,
     dump_path: String,
     /// Its per-worker lists: the current one (`uscf->peer.data` points
     /// into it) and the connections open across them.
@@ -156,6 +162,8 @@ impl Poller {
             conf,
             registry,
             endpoints,
+            peer_set: None,
+            tls: None,
             dump_path,
             lineage,
             original_init_peer: u.peer.init,
@@ -176,6 +184,11 @@ impl Poller {
         })
     }
 
+    /// `https://`: the TLS context its exchanges use.
+    pub(crate) fn set_tls(&mut self, ctx: *mut ngx::ffi::ngx_ssl_t, conf: crate::conf::TlsConf) {
+        self.tls = Some((ctx, conf));
+    }
+
     /// Where its sync figures go.
     pub(crate) fn set_cells(&mut self, cells: Option<Cells>) {
         self.cells = cells;
@@ -191,7 +204,8 @@ impl Poller {
     pub(crate) fn start(&mut self, writes_dump: bool) {
         // SAFETY: a process-wide value: the jitter differs between workers.
         let pid = unsafe { ngx::ffi::ngx_pid } as u64;
-        self.endpoints.seed(pid.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ wall_ms());
+        self.endpoints
+            .seed(pid.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ wall_ms());
         let me: *mut Poller = self;
         self.timer.handler = Some(on_timer);
         self.timer.data = me.cast::<c_void>();
@@ -309,11 +323,22 @@ impl Poller {
                 message
             );
         }
-        let address = &self.registry[self.endpoints.current()];
-        self.fetch
-            .set_peer(SockAddr::from_socket_addr(address.addr), &address.label);
-        if let Some(session) = self.session.as_mut() {
-            session.set_endpoint(&address.label);
+        let current = self.endpoints.current();
+        let address = &self.registry[current];
+        if self.peer_set != Some(current) {
+            self.peer_set = Some(current);
+            let tls = self
+                .tls
+                .as_ref()
+                .map(|(ctx, conf)| super::net::tls::Peer::new(*ctx, conf, &address.host));
+            self.fetch.set_peer(
+                SockAddr::from_socket_addr(address.addr),
+                &address.label,
+                tls,
+            );
+            if let Some(session) = self.session.as_mut() {
+                session.set_endpoint(&address.label);
+            }
         }
         address
     }

@@ -15,6 +15,7 @@ use ngx::ffi::{
     ngx_str_t, NGX_ERROR, NGX_OK,
 };
 
+use crate::registry::session::REASONS;
 use crate::status::Record;
 
 /// The longest error text kept, in bytes.
@@ -28,7 +29,7 @@ pub(crate) struct Cell {
     position: AtomicU64,
     syncs: AtomicU64,
     changes: AtomicU64,
-    errors: [AtomicU64; 5],
+    errors: [AtomicU64; REASONS],
     last_ok: AtomicU64,
     /// Unix milliseconds; 0: never.
     last_sync_ms: AtomicU64,
@@ -109,7 +110,7 @@ impl Cell {
             text.extend_from_slice(&get(word).to_ne_bytes());
         }
         text.truncate(len);
-        let mut errors = [0; 5];
+        let mut errors = [0; REASONS];
         for (e, cell) in errors.iter_mut().zip(&self.errors) {
             *e = get(cell);
         }

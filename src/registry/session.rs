@@ -77,6 +77,8 @@ pub enum Failure {
     Send,
     Recv,
     Parse(http::ParseError),
+    /// The TLS handshake failed, or the certificate did not verify.
+    Tls(String),
     /// The worker is shutting down and asked idle connections to close.
     Closing,
 }
@@ -90,6 +92,7 @@ impl fmt::Display for Failure {
             Self::Send => f.write_str("send failed"),
             Self::Recv => f.write_str("recv failed"),
             Self::Parse(e) => write!(f, "bad response: {e}"),
+            Self::Tls(e) => f.write_str(e),
             Self::Closing => f.write_str("closed for shutdown"),
         }
     }
@@ -168,15 +171,21 @@ pub enum Reason {
     Parse,
     /// A list that was refused (empty, no usable primary, a full zone).
     Refused,
+    /// The TLS handshake failed, or the registry's certificate did not pass.
+    Tls,
 }
 
+/// How many [`Reason`]s there are.
+pub const REASONS: usize = 6;
+
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; REASONS] = [
         Reason::Connect,
         Reason::Timeout,
         Reason::Http,
         Reason::Parse,
         Reason::Refused,
+        Reason::Tls,
     ];
 
     pub fn name(self) -> &'static str {
@@ -186,6 +195,7 @@ impl Reason {
             Reason::Http => "http",
             Reason::Parse => "parse",
             Reason::Refused => "refused",
+            Reason::Tls => "tls",
         }
     }
 
@@ -193,6 +203,7 @@ impl Reason {
         match failure {
             Failure::TimedOut(_) => Reason::Timeout,
             Failure::Parse(_) => Reason::Http,
+            Failure::Tls(_) => Reason::Tls,
             Failure::Connect(_) | Failure::Send | Failure::Recv | Failure::Closing => {
                 Reason::Connect
             }
@@ -214,7 +225,7 @@ pub struct Status {
     /// Failures (transport, status, unusable or refused answers), by
     /// [`Reason`] (in the order of `Reason::ALL`), and the last one's
     /// message and time.
-    pub errors: [u64; 5],
+    pub errors: [u64; REASONS],
     pub last_error: Option<String>,
     pub last_error_ms: Option<u64>,
     /// The last poll gave a usable answer.

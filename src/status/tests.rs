@@ -1,4 +1,5 @@
 use super::*;
+use crate::registry::session::REASONS;
 
 fn server(name: &str, backup: bool) -> Server {
     Server {
@@ -48,7 +49,7 @@ fn record(worker: usize, pid: u64, syncs: u64) -> Record {
         position: Some(40 + worker as u64),
         syncs,
         changes: 1,
-        errors: [1, 0, 2, 0, 0],
+        errors: [1, 0, 2, 0, 0, 0],
         last_ok: true,
         last_sync_ms: Some(1_764_612_345_123 + worker as u64),
         last_change_ms: Some(1_764_612_000_000),
@@ -146,7 +147,7 @@ fn json_per_worker_sums_the_workers() {
         worker: 2,
         ..Record::default()
     };
-    idle.errors = [0; 5];
+    idle.errors = [0; REASONS];
     let u = synced(
         Mode::Worker,
         vec![record(0, 100, 5), record(1, 101, 6), idle],

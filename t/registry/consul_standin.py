@@ -61,7 +61,9 @@ Test controls (never subject to faults or ACL, not counted in the stats):
     GET  /_test/fault   the current setting
     GET  /_test/stats   {"requests": N, "blocking": N, "hanging": N,
                          "connections": N,
-                         "by_path": {"<path without query>": N}}
+                         "by_path": {"<path without query>": N},
+                         "tls": {"handshakes": N, "resumed": N, "failed": N,
+                                 "sni": [the server names clients sent]}}
         requests and by_path count every non-/_test/ request since the start
         or the last reset; blocking is the number of blocking queries being
         held right now, hanging the number of requests held by "hang",
@@ -84,6 +86,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -800,6 +803,7 @@ class App:
         self.connections = 0
         self.requests = 0
         self.by_path = {}
+        self.tls = {"handshakes": 0, "resumed": 0, "failed": 0, "sni": []}
         # The last requests' targets (path and query, a token masked), for
         # tests that check what a client sent.
         self.targets = collections.deque(maxlen=100)
@@ -818,7 +822,8 @@ class App:
             blocking = self.state.blocking
         with self.lock:
             return {"requests": self.requests, "blocking": blocking, "hanging": self.hanging,
-                    "connections": self.connections, "by_path": dict(self.by_path)}
+                    "connections": self.connections, "by_path": dict(self.by_path),
+                    "tls": dict(self.tls, sni=list(self.tls["sni"]))}
 
     def reset(self):
         with self.state.cond:
@@ -1338,8 +1343,42 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError)):
+        if not isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
+
+
+class TlsServer(Server):
+    """The same API over TLS (--tls-port): the handshake runs in the
+    request's thread; handshakes, resumed sessions and the SNI names sent
+    are counted in /_test/stats' "tls"."""
+
+    def __init__(self, address, app, context):
+        self.context = context
+        context.sni_callback = self.sni
+        super().__init__(address, app)
+
+    def sni(self, sock, name, context):
+        if name is not None:
+            with self.app.lock:
+                if name not in self.app.tls["sni"]:
+                    self.app.tls["sni"].append(name)
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), addr
+
+    def finish_request(self, request, client_address):
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError):
+            with self.app.lock:
+                self.app.tls["failed"] += 1
+            return
+        with self.app.lock:
+            self.app.tls["handshakes"] += 1
+            self.app.tls["resumed"] += int(request.session_reused)
+        super().finish_request(request, client_address)
 
 
 def main(argv=None):
@@ -1350,15 +1389,31 @@ def main(argv=None):
     ap.add_argument("--max-wait", type=float, default=None,
                     help="cap on blocking query waits, in seconds (tests only)")
     ap.add_argument("--verbose", action="store_true", help="log request lines to stderr")
+    ap.add_argument("--tls-port", type=int, help="also serve the API over TLS on this port")
+    ap.add_argument("--tls-cert", help="the TLS listener's certificate (PEM)")
+    ap.add_argument("--tls-key", help="its key")
+    ap.add_argument("--tls-ca", help="require client certificates signed by this CA")
     args = ap.parse_args(argv)
 
     app = App(token=args.token, max_wait=args.max_wait, verbose=args.verbose)
     server = Server((args.host, args.port), app)
+    servers = [server]
+    if args.tls_port:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_ca:
+            context.load_verify_locations(args.tls_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        tls = TlsServer((args.host, args.tls_port), app, context)
+        servers.append(tls)
+        threading.Thread(target=tls.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever() to return: not from the
         # signal handler, which runs in the thread serving.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        for s in servers:
+            threading.Thread(target=s.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -1369,7 +1424,8 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.1)
     finally:
         app.stop()
-        server.server_close()
+        for s in servers:
+            s.server_close()
     return 0
 
 

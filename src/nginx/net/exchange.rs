@@ -13,6 +13,7 @@ use ngx::ffi::{
     ngx_str_t, NGX_AGAIN, NGX_LOG_ALERT, NGX_OK,
 };
 
+use super::tls::{self, Link, Peer};
 use crate::http::ResponseParser;
 use crate::nginx::generation::SockAddr;
 use crate::nginx::log;
@@ -47,6 +48,12 @@ pub(crate) struct Fetch {
     /// stream delivers no complete message for the read timeout.
     streaming: bool,
     streamed: Vec<u8>,
+    /// TLS to the registry (`https://`), and whether this exchange's
+    /// handshake is done.
+    tls: Option<Link>,
+    secured: bool,
+    /// Keeps the TLS sessions the registry gives (for the owner's type).
+    save_session: ngx::ffi::ngx_connection_handler_pt,
 }
 
 impl Fetch {
@@ -68,14 +75,21 @@ impl Fetch {
             read_timeout: 0,
             streaming: false,
             streamed: Vec::new(),
+            tls: None,
+            secured: false,
+            save_session: None,
         }
     }
 
-    /// The registry address the next exchange goes to, and its name for
-    /// nginx's messages.
-    pub(crate) fn set_peer(&mut self, addr: SockAddr, name: &str) {
+    /// The registry address the next exchange goes to, its name for
+    /// nginx's messages, and what TLS verifies there.
+    pub(crate) fn set_peer(&mut self, addr: SockAddr, name: &str, tls: Option<Peer>) {
         self.addr = addr;
         self.name = name.as_bytes().into();
+        match (self.tls.as_mut(), tls) {
+            (Some(link), Some(peer)) => link.set_peer(peer),
+            (_, peer) => self.tls = peer.map(Link::new),
+        }
     }
 
     /// Starts sending `request`; the owner's `fetch_done` is called when the
@@ -102,6 +116,8 @@ impl Fetch {
         f.read_timeout = read_timeout;
         f.streaming = streaming;
         f.streamed.clear();
+        f.secured = false;
+        f.save_session = Some(save_session::<T>);
         f.name_str = ngx_str_t {
             len: f.name.len(),
             data: f.name.as_ptr().cast_mut(),
@@ -148,9 +164,16 @@ impl Fetch {
         let c = self.pc.connection;
         if !c.is_null() {
             self.pc.connection = ptr::null_mut();
-            // SAFETY: `c` is our live connection; closing deletes its timers
-            // and events.
-            unsafe { ngx_close_connection(c) };
+            // SAFETY: `c` is our live connection; TLS ends first, closing
+            // deletes its timers and events, and its pool goes last.
+            unsafe {
+                let pool = match self.tls.as_mut() {
+                    Some(link) => link.shutdown(c),
+                    None => ptr::null_mut(),
+                };
+                ngx_close_connection(c);
+                tls::destroy(pool);
+            }
         }
     }
 }
@@ -174,6 +197,79 @@ unsafe extern "C" fn on_read<T: FetchOwner>(ev: *mut ngx_event_t) {
 
 unsafe extern "C" fn on_nothing(_ev: *mut ngx_event_t) {}
 
+/// The TLS handshake ended (nginx's handshake handler calls this, with the
+/// connection's handlers still its own).
+unsafe extern "C" fn on_handshake<T: FetchOwner>(c: *mut ngx_connection_t) {
+    // SAFETY: nginx calls it with the live connection whose data is our owner.
+    unsafe {
+        let owner = (*c).data.cast::<T>();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let f = (*owner).fetch();
+            let done = match f.tls.as_mut() {
+                Some(link) => link.finished(c),
+                None => Err(Failure::Tls("TLS handshake failed".into())),
+            };
+            match done {
+                Ok(()) => {
+                    f.secured = true;
+                    (*(*c).read).handler = Some(on_read::<T>);
+                    (*(*c).write).handler = Some(on_write::<T>);
+                    drive(owner, c, false);
+                }
+                Err(e) => {
+                    (*owner).fetch().close();
+                    (*owner).fetch_done(Err(e));
+                }
+            }
+        }));
+        if r.is_err() {
+            log!(
+                NGX_LOG_ALERT,
+                crate::nginx::cycle_log(),
+                "registry client panicked"
+            );
+            (*owner).fetch().close();
+            (*owner).fetch_done(Err(Failure::Recv));
+        }
+    }
+}
+
+/// nginx got a TLS session on `c`: keep it for the next exchange.
+unsafe extern "C" fn save_session<T: FetchOwner>(c: *mut ngx_connection_t) {
+    // SAFETY: nginx calls it with a live TLS connection whose data is our
+    // owner; keeping a session cannot panic.
+    unsafe {
+        let owner = (*c).data.cast::<T>();
+        if let Some(link) = (*owner).fetch().tls.as_mut() {
+            link.keep(c);
+        }
+    }
+}
+
+/// Whether a nonblocking connect succeeded (`SO_ERROR`).
+///
+/// # Safety
+/// `c` is a live connection.
+unsafe fn connected(c: *mut ngx_connection_t) -> Result<(), std::io::Error> {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a live socket; `err` and `len` are ours and sized as asked.
+    let rc = unsafe {
+        libc::getsockopt(
+            (*c).fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            ptr::addr_of_mut!(err).cast(),
+            &mut len,
+        )
+    };
+    match (rc, err) {
+        (-1, _) => Err(std::io::Error::last_os_error()),
+        (_, 0) => Ok(()),
+        (_, e) => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
 /// Runs the exchange, and never lets a panic unwind into nginx.
 unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bool) {
     // SAFETY: forwarded from the handler's contract.
@@ -194,6 +290,8 @@ unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: 
 
 enum Step {
     Pending,
+    /// The TLS handshake waits for the network.
+    Handshaking,
     Done(Result<ResponseParser, Failure>),
 }
 
@@ -210,6 +308,16 @@ unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bo
         }
     };
     match step {
+        Step::Handshaking => {
+            // SAFETY: the handshake under way set `c->ssl`; the connect
+            // timeout bounds the handshake too.
+            unsafe {
+                (*(*c).ssl).handler = Some(on_handshake::<T>);
+                if (*(*c).write).timer_set() == 0 {
+                    ngx::ffi::ngx_add_timer((*c).write, (*owner).fetch().connect_timeout);
+                }
+            }
+        }
         Step::Done(result) => {
             // SAFETY: as above.
             unsafe {
@@ -253,6 +361,17 @@ impl Fetch {
                     Phase::Send
                 };
                 return Step::Done(Err(Failure::TimedOut(what)));
+            }
+            if let (Some(link), false) = (self.tls.as_mut(), self.secured) {
+                if let Err(e) = connected(c) {
+                    return Step::Done(Err(Failure::Connect(Some(e))));
+                }
+                match link.start(c, self.save_session) {
+                    Ok(true) => self.secured = true,
+                    // The connect timer on the write event bounds it.
+                    Ok(false) => return Step::Handshaking,
+                    Err(e) => return Step::Done(Err(e)),
+                }
             }
             let Some(send) = (*c).send else {
                 return Step::Done(Err(Failure::Send));

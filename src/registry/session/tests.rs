@@ -164,7 +164,7 @@ fn consul_refused_lists_are_read_again() {
     assert!(!s.next_request(true).target.contains("index="));
     assert_eq!(s.on_response(&a, 0, &mut r), Next::Retry);
     assert_eq!(r.lists.len(), 2);
-    assert_eq!(s.status().errors, [0, 0, 0, 0, 2]);
+    assert_eq!(s.status().errors, [0, 0, 0, 0, 2, 0]);
     assert!(!s.status().last_ok);
 }
 
@@ -216,7 +216,7 @@ fn consul_messages() {
     );
     // Two bad statuses and a connection failure, by reason; the 404 is an
     // answer (nothing under the path).
-    assert_eq!(s.status().errors, [1, 0, 2, 0, 0]);
+    assert_eq!(s.status().errors, [1, 0, 2, 0, 0, 0]);
     assert_eq!((s.status().syncs, s.status().last_ok), (1, false));
 }
 

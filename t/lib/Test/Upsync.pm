@@ -89,7 +89,8 @@ package Test::Upsync;
 # drops the body's last newline.
 # Every "$TEST_NGINX_*" variable in a block is replaced before it runs:
 #   SERVER_PORT, PORT1..PORT9 (free ports for backends), CONSUL_PORT,
-#   ETCD_PORT, DIR (the block's prefix directory), NGINX_VERSION, and any
+#   ETCD_PORT, DIR (the block's prefix directory), CERTS (certificates from
+#   t/lib/make-certs.sh, made when the block names it), NGINX_VERSION, and any
 #   TEST_NGINX_* variable of the environment.
 #
 # With TEST_NGINX_VALGRIND set, nginx runs under valgrind's memcheck (every
@@ -260,13 +261,19 @@ sub start_registry ($$$) {
         }
     } elsif ($name eq 'etcd') {
         $r->{peer_port} //= free_port();
+        # With "--cert-file" in etcd_args its clients speak TLS (and show a
+        # client certificate, t/lib/make-certs.sh's, to check its health).
+        my $tls = ($args // '') =~ /--cert-file/;
         my $peer = "http://127.0.0.1:$r->{peer_port}";
-        my $client = "http://127.0.0.1:$r->{port}";
+        my $client = ($tls ? 'https' : 'http') . "://127.0.0.1:$r->{port}";
         $r->{pid} = spawn($log, 'etcd', '--name', 'upsync-test', '--data-dir', "$dir/etcd-data",
             '--listen-client-urls', $client, '--advertise-client-urls', $client,
             '--listen-peer-urls', $peer, '--initial-advertise-peer-urls', $peer,
             '--initial-cluster', "upsync-test=$peer", '--enable-v2=true', split(' ', $args // ''));
-        wait_until(20, sub { http_request('GET', "$client/health", '', undef, 1)->{content} =~ /"health":\s*"true"/ })
+        my $health = $tls
+            ? sub { `curl -sk --max-time 1 --cert '$dir/certs/client.pem' --key '$dir/certs/client.key' $client/health` }
+            : sub { http_request('GET', "$client/health", '', undef, 1)->{content} };
+        wait_until(20, sub { $health->() =~ /"health":\s*"true"/ })
             or die "etcd did not start: " . slurp($log);
     } else {
         die "unknown registry $name\n";
@@ -450,6 +457,13 @@ sub run_block ($) {
 
     my %vars = (SERVER_PORT => free_port(), DIR => $dir, NGINX_VERSION => join('.', @VERSION));
     $vars{"PORT$_"} = free_port() for 1 .. 9;
+    # Certificates (t/lib/make-certs.sh) for the blocks that use them.
+    $vars{CERTS} = "$dir/certs";
+    if (grep { defined && /TEST_NGINX_CERTS/ } map { scalar $block->$_ }
+        qw(main_config http_config config consul_args etcd_args init steps)) {
+        system('bash', "$ROOT/t/lib/make-certs.sh", $vars{CERTS}) == 0
+            or die "t/lib/make-certs.sh failed\n";
+    }
 
     substitute_block($block, \%vars);
     for my $r (split ' ', $block->registry // '') {
