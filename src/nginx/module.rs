@@ -549,9 +549,8 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         }
         for &uscf in all {
             // SAFETY: as above.
-            if let Err(msg) =
-                unsafe { take_over(cfr, uscf, &mut seats, cells.as_mut(), &mut contexts) }
-            {
+            let taken = unsafe { take_over(cfr, uscf, &mut seats, cells.as_mut(), &mut contexts) };
+            if let Err(msg) = taken {
                 log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
                 return NGX_ERROR as ngx_int_t;
             }
