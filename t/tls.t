@@ -147,6 +147,7 @@ one 10
 two 10
 
 === TEST 6: the Consul stand-in over TLS, by name: SNI sent, the session resumed, verification off for a self-signed test server
+--- timeout: 20
 --- registry: consul
 --- consul_args: --tls-port $TEST_NGINX_PORT9 --tls-cert $TEST_NGINX_CERTS/server.pem --tls-key $TEST_NGINX_CERTS/server.key
 --- init
