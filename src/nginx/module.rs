@@ -659,7 +659,7 @@ fn worker_slots(cf: *mut ngx_conf_t) -> usize {
 struct Contexts {
     cf: *mut ngx_conf_t,
     http: crate::conf::TlsConf,
-    built: Vec<(crate::conf::TlsConf, *mut ngx::ffi::ngx_ssl_t)>,
+    built: Vec<(crate::conf::TlsConf, super::net::tls::Ctx)>,
 }
 
 impl Contexts {
@@ -670,7 +670,7 @@ impl Contexts {
     unsafe fn get(
         &mut self,
         own: &crate::conf::TlsConf,
-    ) -> Result<(*mut ngx::ffi::ngx_ssl_t, crate::conf::TlsConf), ConfError> {
+    ) -> Result<(super::net::tls::Ctx, crate::conf::TlsConf), ConfError> {
         let merged = own.merged(&self.http);
         if let Some((_, ctx)) = self.built.iter().find(|(c, _)| *c == merged) {
             return Ok((*ctx, merged));

@@ -5,4 +5,9 @@
 
 pub(crate) mod blocking;
 pub(crate) mod exchange;
+#[cfg(ngx_feature = "ssl")]
+pub(crate) mod tls;
+// An nginx without OpenSSL: https:// is refused at configuration time.
+#[cfg(not(ngx_feature = "ssl"))]
+#[path = "net/tls_none.rs"]
 pub(crate) mod tls;

@@ -68,7 +68,7 @@ pub(crate) struct Poller {
     /// The endpoint the exchange was last pointed at.
     peer_set: Option<usize>,
     /// `https://`: the TLS context and what the connections verify.
-    tls: Option<(*mut ngx::ffi::ngx_ssl_t, crate::conf::TlsConf)>,
+    tls: Option<(super::net::tls::Ctx, crate::conf::TlsConf)>,
     dump_path: String,
     /// Its per-worker lists: the current one (`uscf->peer.data` points
     /// into it) and the connections open across them.
@@ -185,7 +185,7 @@ impl Poller {
     }
 
     /// `https://`: the TLS context its exchanges use.
-    pub(crate) fn set_tls(&mut self, ctx: *mut ngx::ffi::ngx_ssl_t, conf: crate::conf::TlsConf) {
+    pub(crate) fn set_tls(&mut self, ctx: super::net::tls::Ctx, conf: crate::conf::TlsConf) {
         self.tls = Some((ctx, conf));
     }
 

@@ -312,7 +312,7 @@ unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bo
             // SAFETY: the handshake under way set `c->ssl`; the connect
             // timeout bounds the handshake too.
             unsafe {
-                (*(*c).ssl).handler = Some(on_handshake::<T>);
+                tls::on_done(c, on_handshake::<T>);
                 if (*(*c).write).timer_set() == 0 {
                     ngx::ffi::ngx_add_timer((*c).write, (*owner).fetch().connect_timeout);
                 }

@@ -22,6 +22,9 @@ use ngx::ffi::{
 use crate::conf::{ConfError, TlsConf};
 use crate::registry::session::{Failure, Phase};
 
+/// A client TLS context, built at configuration time.
+pub(crate) type Ctx = *mut ngx_ssl_t;
+
 /// `SSL_CTRL_SET_TLSEXT_HOSTNAME` and `TLSEXT_NAMETYPE_host_name`: what the
 /// `SSL_set_tlsext_host_name` macro passes to `SSL_ctrl`.
 const SET_TLSEXT_HOSTNAME: i32 = 55;
@@ -127,7 +130,7 @@ pub(crate) unsafe fn context(
 
 /// What a connection to one registry endpoint verifies and sends.
 pub(crate) struct Peer {
-    pub(crate) ctx: *mut ngx_ssl_t,
+    pub(crate) ctx: Ctx,
     pub(crate) verify: bool,
     /// The name the certificate must have (and SNI, for a host name).
     pub(crate) name: CString,
@@ -138,7 +141,7 @@ pub(crate) struct Peer {
 impl Peer {
     /// For an endpoint `host` (brackets kept for IPv6), or the configured
     /// `upsync_ssl_name`.
-    pub(crate) fn new(ctx: *mut ngx_ssl_t, conf: &TlsConf, host: &str) -> Peer {
+    pub(crate) fn new(ctx: Ctx, conf: &TlsConf, host: &str) -> Peer {
         let name = conf.name.clone().unwrap_or_else(|| {
             host.trim_start_matches('[')
                 .trim_end_matches(']')
@@ -324,6 +327,19 @@ impl Drop for Link {
     fn drop(&mut self) {
         self.forget_session();
     }
+}
+
+/// The handshake under way on `c` waits for the network: `handler` is
+/// called when it ends.
+///
+/// # Safety
+/// `c` is a live connection on which [`Link::start`] returned `Ok(false)`.
+pub(crate) unsafe fn on_done(
+    c: *mut ngx_connection_t,
+    handler: unsafe extern "C" fn(*mut ngx_connection_t),
+) {
+    // SAFETY: per the contract, `c->ssl` is the connection's TLS state.
+    unsafe { (*(*c).ssl).handler = Some(handler) };
 }
 
 /// Destroys a pool [`Link::shutdown`] gave back.
