@@ -225,3 +225,47 @@ Upstream name: filtered; Backend server count: 1
 Upstream name: backend; Backend server count: 1
         server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
 
+
+=== TEST 7: a shared zone, four workers, ip_hash and a server line: the poller fails over for every worker
+--- skip_nginx: <1.27.3
+--- workers: 4
+--- registry: consul consul2
+--- init
+>>> consul PUT /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT1
+>>> consul2 PUT /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT1
+--- http_config
+    upstream backend {
+        zone backend 64k;
+        ip_hash;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT,127.0.0.1:$TEST_NGINX_CONSUL2_PORT/v1/kv/upstreams/backend/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_backend.conf;
+        server 127.0.0.1:$TEST_NGINX_PORT3;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT3; return 200 "three\n"; }
+--- config
+    location / { proxy_pass http://backend; }
+    location /show { upstream_show; }
+--- timeout: 20
+--- steps
+>>> wait /show?backend
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> stop consul
+>>> consul2 PUT /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT2
+>>> consul2 DELETE /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT1
+>>> wait /show?backend
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> same /show?backend 20
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> log trying 127\.0\.0\.1:$TEST_NGINX_CONSUL2_PORT next
+>>> expect consul2 GET /_test/stats
+"blocking": 1, "hanging": 0
+>>> traffic / 20
+two 20

@@ -232,3 +232,47 @@ strong_dependency=on cannot be used with an https:// registry
 --- must_die
 --- error_log
 "upsync_ssl_protocols" unknown protocol "SSLv3": use TLSv1, TLSv1.1, TLSv1.2, TLSv1.3
+
+=== TEST 11: a shared zone, four workers, least_conn and a server line: one poller speaks TLS for all, every worker follows
+--- skip_nginx: <1.27.3
+--- workers: 4
+--- registry: consul
+--- consul_args: --tls-port $TEST_NGINX_PORT9 --tls-cert $TEST_NGINX_CERTS/server.pem --tls-key $TEST_NGINX_CERTS/server.key
+--- init
+>>> consul PUT /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT2
+--- http_config
+    upsync_ssl_trusted_certificate $TEST_NGINX_CERTS/ca.pem;
+    upstream backend {
+        zone backend 64k;
+        least_conn;
+        upsync https://127.0.0.1:$TEST_NGINX_PORT9/v1/kv/upstreams/backend/ upsync_type=consul upsync_interval=100ms upsync_timeout=6m;
+        upsync_dump_path $TEST_NGINX_DIR/servers_backend.conf;
+        server 127.0.0.1:$TEST_NGINX_PORT1;
+    }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "two\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT3; return 200 "three\n"; }
+--- config
+    location / { proxy_pass http://backend; }
+    location /show { upstream_show; }
+--- steps
+>>> wait /show?backend
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT2 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> consul PUT /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT3
+>>> consul DELETE /v1/kv/upstreams/backend/127.0.0.1:$TEST_NGINX_PORT2
+>>> wait /show?backend
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT3 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> same /show?backend 20
+Upstream name: backend; Backend server count: 1
+        server 127.0.0.1:$TEST_NGINX_PORT3 weight=1 max_fails=2 fail_timeout=10s;
+
+>>> expect consul GET /_test/stats
+"blocking": 1, "hanging": 0
+>>> traffic / 20
+three 20
+--- no_error_log
+[error]

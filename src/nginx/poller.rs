@@ -347,10 +347,7 @@ impl Poller {
     /// answers resets the backoff; a failure of the endpoint in use moves to
     /// the next endpoint, or backs off when every one has failed.
     fn schedule_next(&mut self, next: Next) {
-        let failed = self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.status().endpoint_failed);
+        let failed = self.session.as_ref().is_some_and(Session::endpoint_failed);
         let delay = match next {
             Next::Now | Next::Interval => {
                 self.endpoints.succeeded();

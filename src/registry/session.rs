@@ -384,6 +384,12 @@ impl Session {
         out
     }
 
+    /// The last poll failed in a way another endpoint may not (see
+    /// [`Status::endpoint_failed`]).
+    pub fn endpoint_failed(&self) -> bool {
+        self.status.endpoint_failed
+    }
+
     /// Where the sync stands.
     pub fn status(&self) -> Status {
         Status {

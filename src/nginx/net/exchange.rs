@@ -183,7 +183,8 @@ unsafe extern "C" fn on_write<T: FetchOwner>(ev: *mut ngx_event_t) {
     // is the connection, and the connection's data is our owner.
     unsafe {
         let c = (*ev).data.cast::<ngx_connection_t>();
-        guarded((*c).data.cast::<T>(), c, false);
+        let owner = (*c).data.cast::<T>();
+        guarded(owner, || drive(owner, c, false));
     }
 }
 
@@ -191,7 +192,8 @@ unsafe extern "C" fn on_read<T: FetchOwner>(ev: *mut ngx_event_t) {
     // SAFETY: as in `on_write`.
     unsafe {
         let c = (*ev).data.cast::<ngx_connection_t>();
-        guarded((*c).data.cast::<T>(), c, true);
+        let owner = (*c).data.cast::<T>();
+        guarded(owner, || drive(owner, c, true));
     }
 }
 
@@ -203,7 +205,7 @@ unsafe extern "C" fn on_handshake<T: FetchOwner>(c: *mut ngx_connection_t) {
     // SAFETY: nginx calls it with the live connection whose data is our owner.
     unsafe {
         let owner = (*c).data.cast::<T>();
-        let r = catch_unwind(AssertUnwindSafe(|| {
+        guarded(owner, || {
             let f = (*owner).fetch();
             let done = match f.tls.as_mut() {
                 Some(link) => link.finished(c),
@@ -216,21 +218,9 @@ unsafe extern "C" fn on_handshake<T: FetchOwner>(c: *mut ngx_connection_t) {
                     (*(*c).write).handler = Some(on_write::<T>);
                     drive(owner, c, false);
                 }
-                Err(e) => {
-                    (*owner).fetch().close();
-                    (*owner).fetch_done(Err(e));
-                }
+                Err(e) => finish(owner, Err(e)),
             }
-        }));
-        if r.is_err() {
-            log!(
-                NGX_LOG_ALERT,
-                crate::nginx::cycle_log(),
-                "registry client panicked"
-            );
-            (*owner).fetch().close();
-            (*owner).fetch_done(Err(Failure::Recv));
-        }
+        });
     }
 }
 
@@ -270,21 +260,32 @@ unsafe fn connected(c: *mut ngx_connection_t) -> Result<(), std::io::Error> {
     }
 }
 
-/// Runs the exchange, and never lets a panic unwind into nginx.
-unsafe fn guarded<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bool) {
-    // SAFETY: forwarded from the handler's contract.
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe { drive(owner, c, read) }));
-    if r.is_err() {
+/// Runs a step of the exchange of `owner`, and never lets a panic unwind
+/// into nginx: one ends the exchange with a failure.
+///
+/// # Safety
+/// `owner` is live, and `step` upholds the contracts of what it calls.
+unsafe fn guarded<T: FetchOwner>(owner: *mut T, step: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(step)).is_err() {
         log!(
             NGX_LOG_ALERT,
             crate::nginx::cycle_log(),
             "registry client panicked"
         );
-        // SAFETY: `owner` is live; drop the connection, report a failure.
-        unsafe {
-            (*owner).fetch().close();
-            (*owner).fetch_done(Err(Failure::Recv));
-        }
+        // SAFETY: per the contract.
+        unsafe { finish(owner, Err(Failure::Recv)) };
+    }
+}
+
+/// Ends the exchange: the connection closes, then the owner hears how.
+///
+/// # Safety
+/// `owner` is live and no borrow of its fetch is held.
+unsafe fn finish<T: FetchOwner>(owner: *mut T, result: Result<ResponseParser, Failure>) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*owner).fetch().close();
+        (*owner).fetch_done(result);
     }
 }
 
@@ -318,13 +319,8 @@ unsafe fn drive<T: FetchOwner>(owner: *mut T, c: *mut ngx_connection_t, read: bo
                 }
             }
         }
-        Step::Done(result) => {
-            // SAFETY: as above.
-            unsafe {
-                (*owner).fetch().close();
-                (*owner).fetch_done(result);
-            }
-        }
+        // SAFETY: as above.
+        Step::Done(result) => unsafe { finish(owner, result) },
         Step::Pending => {
             // SAFETY: as above.
             let data = unsafe { std::mem::take(&mut (*owner).fetch().streamed) };
