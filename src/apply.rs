@@ -92,6 +92,7 @@ mod tests {
             fail_timeout: 10,
             down: false,
             backup: false,
+            host: None,
         }
     }
 

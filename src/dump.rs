@@ -13,18 +13,55 @@ use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 /// accepts `backup` (nginx refuses the word with `ip_hash`, `hash` and
 /// `random`, so a dump that `include`s it would break `nginx -t`); without
 /// it backup servers are left out, as such a balancer never uses them.
-pub fn render(servers: &[Server], backups: bool) -> String {
+///
+/// An address of a host name ends with the comment `# resolved from
+/// NAME:PORT`; `unresolved` host names (no answer yet) are written as
+/// comments, `# server NAME:PORT ...; # not resolved yet`. nginx, which
+/// `include`s the file, reads addresses only (a name would make it resolve
+/// at start, and not start while DNS is down); the module reads the names
+/// back and resolves them again.
+pub fn render(servers: &[Server], unresolved: &[Server], backups: bool) -> String {
     let mut out = String::new();
-    for s in servers.iter().filter(|s| !s.backup) {
-        s.write_line(&mut out);
-    }
-    for s in servers.iter().filter(|s| s.backup && backups) {
-        let mut line = String::new();
-        s.write_line(&mut line);
-        out.push_str(line.trim_end_matches(";\n"));
-        out.push_str(" backup;\n");
+    for backup in [false, true] {
+        if backup && !backups {
+            break;
+        }
+        for s in servers.iter().filter(|s| s.backup == backup) {
+            push_line(&mut out, s, backup);
+            if let Some(host) = &s.host {
+                out.push_str(" # ");
+                out.push_str(RESOLVED_FROM);
+                out.push_str(host);
+            }
+            out.push('\n');
+        }
+        for s in unresolved.iter().filter(|s| s.backup == backup) {
+            out.push_str("# ");
+            push_line(&mut out, s, backup);
+            out.push_str(" # ");
+            out.push_str(NOT_RESOLVED);
+            out.push('\n');
+        }
     }
     out
+}
+
+/// The comment after an address of a host name, before the name.
+const RESOLVED_FROM: &str = "resolved from ";
+/// The comment after a host name that has no address yet.
+const NOT_RESOLVED: &str = "not resolved yet";
+
+/// `server ...;` (` backup;` for a backup server), without the newline.
+fn push_line(out: &mut String, s: &Server, backup: bool) {
+    let mut line = String::new();
+    s.write_line(&mut line);
+    let line = line.trim_end_matches('\n');
+    if backup {
+        out.push_str(line.trim_end_matches(';'));
+        out.push_str(" backup;");
+    } else {
+        out.push_str(line);
+    }
 }
 
 /// What is wrong with a line, in nginx's words.
@@ -61,15 +98,33 @@ pub fn parse(text: &str) -> Result<Vec<Server>, DumpError> {
     let mut out: Vec<Server> = Vec::new();
     let mut names = HashSet::new();
     for (n, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
+        let (line, comment) = raw.split_once('#').unwrap_or((raw, ""));
+        let (line, comment) = (line.trim(), comment.trim());
         let at = |problem| DumpError::Line {
             line: n + 1,
             problem,
         };
-        let server = parse_line(line).map_err(at)?;
+        let server = if line.is_empty() {
+            // A host name the module wrote before it had an address; any
+            // other comment is skipped.
+            let Some(name) = comment
+                .strip_suffix(NOT_RESOLVED)
+                .and_then(|c| c.trim_end().strip_suffix('#'))
+                .and_then(|c| parse_line(c.trim()).ok())
+                .filter(|s| crate::registry::is_host_name(&s.name))
+            else {
+                continue;
+            };
+            name
+        } else {
+            let mut server = parse_line(line).map_err(at)?;
+            server.host = comment
+                .strip_prefix(RESOLVED_FROM)
+                .map(str::trim)
+                .filter(|h| crate::registry::is_host_name(h))
+                .map(str::to_string);
+            server
+        };
         if !names.insert(server.name.clone()) {
             return Err(at(format!("duplicate server \"{}\"", server.name)));
         }
@@ -129,11 +184,13 @@ pub fn untrusted(meta: &std::fs::Metadata, owners: &[u32]) -> Option<String> {
     None
 }
 
-/// A dump file read at start: the servers to start with, and the names
-/// left out because they are not addresses (a file edited by hand).
+/// A dump file read at start: the servers to start with, the host names
+/// to resolve (with no address yet), and the names left out because they
+/// are neither (a file edited by hand).
 #[derive(Debug)]
 pub struct Loaded {
     pub servers: Vec<Server>,
+    pub unresolved: Vec<Server>,
     pub left_out: Vec<String>,
 }
 
@@ -152,11 +209,15 @@ pub fn load(path: &str, owners: &[u32]) -> Result<Option<Loaded>, DumpError> {
     }
     let mut text = String::new();
     std::io::Read::read_to_string(&mut file, &mut text).map_err(DumpError::Read)?;
-    let (servers, left_out) = parse(&text)?
+    let (servers, others) = parse(&text)?
         .into_iter()
         .partition::<Vec<_>, _>(|s| crate::registry::is_address(&s.name));
+    let (unresolved, left_out) = others
+        .into_iter()
+        .partition::<Vec<_>, _>(|s| crate::registry::is_host_name(&s.name));
     Ok(Some(Loaded {
         servers,
+        unresolved,
         left_out: left_out.into_iter().map(|s| s.name).collect(),
     }))
 }
@@ -217,7 +278,7 @@ mod tests {
         let servers = parse(text).unwrap();
         assert_eq!(servers.len(), 2);
         assert!(servers[0].down);
-        assert_eq!(render(&servers, true), text);
+        assert_eq!(render(&servers, &[], true), text);
     }
 
     #[test]
@@ -226,12 +287,12 @@ mod tests {
         let servers = parse(text).unwrap();
         assert!(servers[0].backup);
         assert_eq!(
-            render(&servers, true),
+            render(&servers, &[], true),
             "server 10.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;\n\
              server [::1]:1 weight=1 max_fails=1 fail_timeout=10s backup;\n"
         );
         assert_eq!(
-            render(&servers, false),
+            render(&servers, &[], false),
             "server 10.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;\n",
             "no backup line where the balancer refuses the word"
         );
@@ -264,6 +325,40 @@ mod tests {
     }
 
     #[test]
+    fn host_names_keep_their_addresses_and_come_back() {
+        let mut a = Server::registry_default("10.0.0.1:80".into());
+        a.host = Some("api.test:80".into());
+        let mut b = Server::registry_default("10.0.0.2:80".into());
+        b.host = Some("api.test:80".into());
+        let ip = Server::registry_default("10.0.0.3:80".into());
+        let mut pending = Server::registry_default("new.test:81".into());
+        pending.weight = 5;
+        let mut pending_backup = Server::registry_default("spare.test:82".into());
+        pending_backup.backup = true;
+        let text = render(
+            &[a.clone(), ip.clone(), b.clone()],
+            &[pending.clone(), pending_backup.clone()],
+            true,
+        );
+        assert_eq!(
+            text,
+            "server 10.0.0.1:80 weight=1 max_fails=2 fail_timeout=10s; # resolved from api.test:80\n\
+             server 10.0.0.3:80 weight=1 max_fails=2 fail_timeout=10s;\n\
+             server 10.0.0.2:80 weight=1 max_fails=2 fail_timeout=10s; # resolved from api.test:80\n\
+             # server new.test:81 weight=5 max_fails=2 fail_timeout=10s; # not resolved yet\n\
+             # server spare.test:82 weight=1 max_fails=2 fail_timeout=10s backup; # not resolved yet\n"
+        );
+        assert_eq!(parse(&text).unwrap(), [a, ip, b, pending, pending_backup]);
+        // Other comments stay comments; a tag naming no host name is ignored.
+        let odd = "# server x.test:1; # not resolved\n# server 10.0.0.9:1; # not resolved yet\n\
+                   server 10.0.0.4:80; # resolved from 10.0.0.5:80\n";
+        assert_eq!(
+            parse(odd).unwrap(),
+            [Server::nginx_default("10.0.0.4:80".into())]
+        );
+    }
+
+    #[test]
     fn what_the_module_writes_it_reads_back() {
         let big = Server {
             name: "10.0.0.1:80".into(),
@@ -272,8 +367,9 @@ mod tests {
             fail_timeout: MAX_FAIL_TIMEOUT,
             down: true,
             backup: false,
+            host: None,
         };
-        let text = render(std::slice::from_ref(&big), true);
+        let text = render(std::slice::from_ref(&big), &[], true);
         assert_eq!(parse(&text).unwrap(), vec![big]);
         // nginx's own bounds: what it accepts is read, capped; what it
         // refuses is refused.
@@ -316,7 +412,7 @@ mod tests {
         assert!(load(path, &[]).unwrap().is_none(), "no file, no list");
         std::fs::write(
             path,
-            "server backend.example.com:80;\nserver 10.0.0.1:80;\n",
+            "server backend.example.com:80;\nserver 10.0.0.1:80;\nserver bad_name:80;\n",
         )
         .unwrap();
         let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).unwrap());
@@ -325,7 +421,11 @@ mod tests {
             loaded.servers,
             [Server::nginx_default("10.0.0.1:80".into())]
         );
-        assert_eq!(loaded.left_out, ["backend.example.com:80"]);
+        assert_eq!(
+            loaded.unresolved,
+            [Server::nginx_default("backend.example.com:80".into())]
+        );
+        assert_eq!(loaded.left_out, ["bad_name:80"]);
         assert!(matches!(
             load(path, &[me + 1]),
             Err(DumpError::Untrusted(_))

@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::dump;
-use crate::registry::{consul, etcd, etcdv3, is_address, Parsed};
+use crate::registry::{consul, etcd, etcdv3, is_address, is_host_name, Parsed};
 use crate::server::{Server, MAX_FAILS, MAX_FAIL_TIMEOUT, MAX_WEIGHT};
 
 /// A call slower than this, on an input under [`SLOW_INPUT_MAX`], is a finding.
@@ -215,9 +215,9 @@ fn check_messages(messages: &[String]) -> Result<(), String> {
 fn check_servers(servers: &[Server]) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for s in servers {
-        if !is_address(&s.name) {
+        if !is_address(&s.name) && !is_host_name(&s.name) {
             return Err(format!(
-                "server name {:?} is not a canonical address",
+                "server name {:?} is not a canonical address or host name",
                 s.name
             ));
         }
@@ -241,7 +241,7 @@ fn check_servers(servers: &[Server]) -> Result<(), String> {
         }
     }
     // The dump file reads back as the same list, primaries first.
-    let text = dump::render(servers, true);
+    let text = dump::render(servers, &[], true);
     let back = dump::parse(&text).map_err(|e| format!("the dump does not read back: {e}"))?;
     let mut expected: Vec<Server> = servers.iter().filter(|s| !s.backup).cloned().collect();
     expected.extend(servers.iter().filter(|s| s.backup).cloned());
@@ -297,10 +297,10 @@ const TARGETS: &[(&str, Check)] = &[
         let text = String::from_utf8_lossy(b);
         if let Ok(servers) = dump::parse(&text) {
             // A file written by hand may hold any name; what the module
-            // keeps of it (the addresses) must read back.
+            // keeps of it (addresses and host names) must read back.
             let kept: Vec<Server> = servers
                 .into_iter()
-                .filter(|s| is_address(&s.name))
+                .filter(|s| is_address(&s.name) || is_host_name(&s.name))
                 .collect();
             check_servers(&kept)?;
         }

@@ -13,6 +13,7 @@ pub mod endpoints;
 #[cfg(test)]
 mod fuzz;
 pub mod http;
+pub mod names;
 pub mod pace;
 pub mod registry;
 pub mod server;

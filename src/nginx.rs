@@ -8,6 +8,7 @@ mod module;
 mod net;
 mod peers;
 mod poller;
+mod resolve;
 mod show;
 mod stats;
 #[cfg(ngx_resolve_peers)]

@@ -158,11 +158,12 @@ pub(crate) fn key_address(folder: &str, key: &str) -> Result<Option<String>, Par
         .map_err(|e| ParseError(format!("key {}: {e}, skipped", quote(key))))
 }
 
-/// Validates and normalises a server address taken from a key or a catalog
-/// entry: `a.b.c.d:port` or `[ipv6]:port`, port 1..=65535. IPv6 is written in
-/// its canonical form inside brackets, IPv4 as a dotted quad. Host names are
-/// refused (a worker never resolves names), as are a missing port, a bare
-/// IPv6 literal, port 0 and ports above 65535.
+/// Validates and normalises a server taken from a key or a catalog entry:
+/// `a.b.c.d:port`, `[ipv6]:port` or `host.name:port`, port 1..=65535. IPv6
+/// is written in its canonical form inside brackets, IPv4 as a dotted quad,
+/// a host name in lower case without a trailing dot (see [`host_name`]; the
+/// upstream resolves it). A missing port, a bare IPv6 literal, port 0 and
+/// ports above 65535 are refused.
 pub fn parse_address(s: &str) -> Result<String, ParseError> {
     if s.chars().any(forbidden) {
         return Err(ParseError(format!(
@@ -192,13 +193,18 @@ pub fn parse_address(s: &str) -> Result<String, ParseError> {
                 quote(s)
             )));
         }
-        let ip: Ipv4Addr = ip.parse().map_err(|_| {
-            ParseError(format!(
-                "{} is not an IP address (host names are not resolved)",
-                quote(s)
-            ))
-        })?;
-        (ip.to_string(), port)
+        match ip.parse::<Ipv4Addr>() {
+            Ok(ip) => (ip.to_string(), port),
+            Err(_) => match host_name(ip) {
+                Some(name) => (name, port),
+                None => {
+                    return Err(ParseError(format!(
+                        "{} is neither an IP address nor a host name",
+                        quote(s)
+                    )))
+                }
+            },
+        }
     };
     match parse_port(port) {
         Some(p) => Ok(format!("{host}:{p}")),
@@ -209,7 +215,36 @@ pub fn parse_address(s: &str) -> Result<String, ParseError> {
 /// `name` is an address in its canonical form, as every registry parser
 /// writes server names.
 pub fn is_address(name: &str) -> bool {
-    parse_address(name).is_ok_and(|canonical| canonical == name)
+    name.parse::<std::net::SocketAddr>().is_ok()
+        && parse_address(name).is_ok_and(|canonical| canonical == name)
+}
+
+/// `name` is `host.name:port` in its canonical form, as every registry
+/// parser writes a server given by its host name.
+pub fn is_host_name(name: &str) -> bool {
+    name.rsplit_once(':')
+        .is_some_and(|(host, _)| host_name(host).as_deref() == Some(host))
+        && parse_address(name).is_ok_and(|canonical| canonical == name)
+}
+
+/// A host name as the resolver is asked it: labels of letters, digits and
+/// inner hyphens, 1 to 63 characters each, 253 in all, the last one not all
+/// digits (so that a mistyped IPv4 address is not taken for a name); lower
+/// case, one trailing dot dropped. `None` when `host` is not one.
+pub fn host_name(host: &str) -> Option<String> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 {
+        return None;
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let last = host.rsplit('.').next()?;
+    (host.split('.').all(label_ok) && !last.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| host.to_ascii_lowercase())
 }
 
 /// A character that no address holds and that could change the meaning of
@@ -464,12 +499,48 @@ mod tests {
     }
 
     #[test]
+    fn host_names_accepted_and_normalised() {
+        assert_eq!(
+            parse_address("API.Internal:8080").unwrap(),
+            "api.internal:8080"
+        );
+        assert_eq!(
+            parse_address("api.internal.:80").unwrap(),
+            "api.internal:80"
+        );
+        assert_eq!(parse_address("localhost:0080").unwrap(), "localhost:80");
+        assert_eq!(
+            parse_address("a-1.b2.example:1").unwrap(),
+            "a-1.b2.example:1"
+        );
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(long.len(), 253);
+        assert!(parse_address(&format!("{long}:80")).is_ok());
+        assert!(parse_address(&format!("{long}x:80")).is_err());
+        assert!(is_host_name("api.internal:8080"));
+        assert!(!is_host_name("API.internal:8080"));
+        assert!(!is_host_name("10.0.0.1:80"));
+        assert!(!is_host_name("api.internal"));
+        assert!(is_address("10.0.0.1:80"));
+        assert!(!is_address("api.internal:8080"));
+    }
+
+    #[test]
     fn addresses_refused() {
         let err = |s: &str| parse_address(s).unwrap_err().0;
         assert!(err("::1:8080").contains("brackets"));
         assert!(err("2001:db8::1").contains("brackets"));
-        assert!(err("backend.local:80").contains("not resolved"));
-        assert!(err("localhost:80").contains("not resolved"));
+        assert!(err("backend.local").contains("no port"));
+        assert!(err("-bad.example:80").contains("nor a host name"));
+        assert!(err("a_b.example:80").contains("nor a host name"));
+        assert!(err("a..b:80").contains("nor a host name"));
+        assert!(err(&format!("{}.example:80", "x".repeat(64))).contains("nor a host name"));
         assert!(err("127.0.0.1").contains("no port"));
         assert!(err("[::1]").contains("no port"));
         assert!(err("[::1").contains("no closing"));
@@ -482,10 +553,10 @@ mod tests {
         assert!(err("127.0.0.1:+80").contains("invalid port"));
         assert!(err("127.0.0.1:80 ").contains("cannot have"));
         assert!(err("[::1]:99999999999999999999").contains("invalid port"));
-        assert!(err("256.0.0.1:80").contains("not an IP"));
-        assert!(err("1.2.3:80").contains("not an IP"));
+        assert!(err("256.0.0.1:80").contains("nor a host name"));
+        assert!(err("1.2.3:80").contains("nor a host name"));
         assert!(err("").contains("no port"));
-        assert!(err(":80").contains("not an IP"));
+        assert!(err(":80").contains("nor a host name"));
     }
 
     #[test]

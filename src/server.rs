@@ -26,6 +26,9 @@ pub struct Server {
     pub fail_timeout: i64,
     pub down: bool,
     pub backup: bool,
+    /// For an address of a host name the registry gave: that `name:port`,
+    /// the registry's entry (`upstream_show` and the dump file show it).
+    pub host: Option<String>,
 }
 
 impl Server {
@@ -39,6 +42,7 @@ impl Server {
             fail_timeout: 10,
             down: false,
             backup: false,
+            host: None,
         }
     }
 
@@ -49,6 +53,12 @@ impl Server {
             max_fails: 2,
             ..Server::nginx_default(name)
         }
+    }
+
+    /// The registry's entry this server stands for: its host name, or its
+    /// address.
+    pub fn entry(&self) -> &str {
+        self.host.as_deref().unwrap_or(&self.name)
     }
 
     /// Appends `server <name> weight=.. max_fails=.. fail_timeout=..s[ down];\n`.
@@ -78,6 +88,7 @@ mod tests {
             fail_timeout: 20,
             down,
             backup: false,
+            host: None,
         }
     }
 

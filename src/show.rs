@@ -1,5 +1,6 @@
 //! The `upstream_show` body, byte-compatible with the C module.
 
+use crate::server::Server;
 use crate::status::{find, Upstream};
 
 const NOT_FOUND: &str = "The upstream you requested does not exist. Please double-check the name";
@@ -30,10 +31,16 @@ fn render_one(upstream: &Upstream, out: &mut String) {
     out.push_str("Upstream name: ");
     out.push_str(&upstream.name);
     out.push_str("; Backend server count: ");
-    let servers: Vec<_> = upstream.primaries().collect();
+    let servers: Vec<Server> = upstream.primaries().cloned().collect();
+    // A synced upstream shows the registry's entries: a host name once, not
+    // each of its addresses.
+    let servers = match upstream.sync {
+        Some(_) => crate::names::collapse(&servers),
+        None => servers,
+    };
     out.push_str(&servers.len().to_string());
     out.push('\n');
-    for server in servers {
+    for server in &servers {
         out.push_str("        ");
         server.write_line(out);
     }
@@ -42,7 +49,6 @@ fn render_one(upstream: &Upstream, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Server;
     use crate::status::{Peer, State};
 
     fn view(name: &str, ports: &[u16]) -> Upstream {
@@ -58,6 +64,7 @@ mod tests {
                         fail_timeout: 10,
                         down: false,
                         backup: *p == 9999,
+                        host: None,
                     },
                     state: State::Up,
                     active: 0,

@@ -262,7 +262,7 @@ fn peer_json(id: usize, peer: &Peer) -> Value {
     let s = &peer.server;
     json!({
         "id": id,
-        "server": s.name,
+        "server": s.entry(),
         "name": s.name,
         "backup": s.backup,
         "weight": s.weight,

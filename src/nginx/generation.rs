@@ -111,10 +111,12 @@ impl SockAddr {
     }
 }
 
-/// One peer's backing storage: the address and the name the peer points to.
+/// One peer's backing storage: the address, and the name and server (its
+/// host name, or its name again) the peer points to.
 struct PeerStore {
     addr: SockAddr,
     name: Box<[u8]>,
+    server: Box<[u8]>,
 }
 
 /// `ngx_http_upstream_random_range_t`: a primary peer and the total weight
@@ -291,9 +293,24 @@ impl<'a> PeerSource<'a> {
                 fail_timeout: p.fail_timeout,
                 down: p.down != 0,
                 backup: i >= primary_count,
+                host: host_of(p),
             })
             .collect()
     }
+}
+
+/// The host name a peer is an address of: its `server` when that is one
+/// (nginx's own `server name:port` lines, and the module's peers of a
+/// registry's host name).
+pub(crate) fn host_of(p: &ngx_http_upstream_rr_peer_t) -> Option<String> {
+    let server = p.server.as_bytes();
+    if server == p.name.as_bytes() {
+        return None;
+    }
+    std::str::from_utf8(server)
+        .ok()
+        .filter(|s| crate::registry::is_host_name(s))
+        .map(str::to_string)
 }
 
 impl Generation {
@@ -339,6 +356,7 @@ impl Generation {
             store.push(PeerStore {
                 addr,
                 name: server.name.as_bytes().into(),
+                server: server.entry().as_bytes().into(),
             });
             sources.push(source);
             kept.push(server.clone());
@@ -371,7 +389,10 @@ impl Generation {
                 len: st.name.len(),
                 data: st.name.as_ptr().cast_mut(),
             };
-            peer.server = peer.name;
+            peer.server = ngx_str_t {
+                len: st.server.len(),
+                data: st.server.as_ptr().cast_mut(),
+            };
             peer.weight = server.weight as ngx_int_t;
             peer.effective_weight = peer.weight;
             peer.max_fails = server.max_fails as _;

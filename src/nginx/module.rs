@@ -23,6 +23,7 @@ use super::balancer::init_peer;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::upstreams;
 use super::poller::{Address, Poller};
+use super::resolve::Resolver;
 use super::show::{show_json, show_prometheus, show_text};
 use super::{guard, log};
 use crate::conf::{parse_upsync, valid_lb, ConfError, UpsyncConf};
@@ -793,7 +794,9 @@ unsafe fn take_over(
         .dump_path
         .clone()
         .ok_or_else(|| ConfError("no dump path".into()))?;
-    let initial = initial_servers(cf, &name, &dump_path, configured);
+    let (initial, view) = initial_servers(cf, &name, &dump_path, configured);
+    // SAFETY: per the contract.
+    let resolver = unsafe { resolver_of(cf, u) };
 
     let mut problems = Vec::new();
     if sc.registry.is_empty() {
@@ -808,6 +811,8 @@ unsafe fn take_over(
             dump_path,
             registry,
             &initial,
+            view,
+            resolver,
             #[cfg(ngx_resolve_peers)]
             shared,
             &mut problems,
@@ -889,15 +894,51 @@ unsafe fn resolved_server(u: &ngx_http_upstream_srv_conf_t) -> Option<String> {
     }
 }
 
+/// The resolver of an upstream's host names: the upstream's own `resolver`
+/// (nginx 1.27.3 and newer), else the `http` block's; none when neither
+/// names a server.
+///
+/// # Safety
+/// `cf` is the `http` block's configuration at postconfiguration, and `u`
+/// an upstream of it.
+unsafe fn resolver_of(cf: &ngx_conf_t, u: &ngx_http_upstream_srv_conf_t) -> Option<Resolver> {
+    let clcf = NgxHttpCoreModule::location_conf(cf)?;
+    // The `http` level is not merged: an unset timeout is nginx's default.
+    let http_timeout = if clcf.resolver_timeout == ngx::ffi::ngx_msec_t::MAX {
+        30_000
+    } else {
+        clcf.resolver_timeout
+    };
+    #[cfg(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone"))]
+    {
+        let timeout = if u.resolver_timeout == ngx::ffi::ngx_msec_t::MAX {
+            http_timeout
+        } else {
+            u.resolver_timeout
+        };
+        // SAFETY: the upstream's resolver, when set, is the configuration's.
+        if let Some(r) = unsafe { Resolver::configured(u.resolver, timeout) } {
+            return Some(r);
+        }
+    }
+    #[cfg(not(all(ngx_resolve_peers, ngx_feature = "http_upstream_zone")))]
+    let _ = u;
+    // SAFETY: the http block's resolver, when set, is the configuration's.
+    unsafe { Resolver::configured(clcf.resolver, http_timeout) }
+}
+
 /// The list an upstream starts with: the dump file's when there is a usable
 /// one (so a restart works while the registry is down), else the configured
-/// servers, else the down stand-in until the registry answers.
+/// servers, else the down stand-in until the registry answers. Also what
+/// stands for the registry's list until it answers: the dump file's entries
+/// (host names whose addresses are in the list, and those that had none
+/// yet), else the list.
 fn initial_servers(
     cf: &ngx_conf_t,
     name: &str,
     dump_path: &str,
     configured: Vec<Server>,
-) -> Vec<Server> {
+) -> (Vec<Server>, Vec<Server>) {
     // SAFETY: the core module's configuration exists while the
     // configuration is parsed; geteuid has no preconditions.
     let owners = [0, unsafe { libc::geteuid() }, unsafe { workers_uid(cf) }];
@@ -907,7 +948,8 @@ fn initial_servers(
                 log!(
                     NGX_LOG_WARN,
                     cf.log,
-                    "the dump file \"{}\": server {} is not an address, left out",
+                    "the dump file \"{}\": server {} is neither an address nor a host name, \
+                     left out",
                     dump_path,
                     crate::registry::quote(name)
                 );
@@ -921,7 +963,13 @@ fn initial_servers(
                     loaded.servers.len(),
                     dump_path
                 );
-                return loaded.servers;
+                let mut view = crate::names::collapse(&loaded.servers);
+                view.extend(loaded.unresolved);
+                return (loaded.servers, view);
+            }
+            if !loaded.unresolved.is_empty() {
+                // Names only: the configured servers serve until they resolve.
+                return (unstarted(configured), loaded.unresolved);
             }
             // An empty file (pre-created for an `include`) is no news.
             if !loaded.servers.is_empty() || !loaded.left_out.is_empty() {
@@ -945,6 +993,13 @@ fn initial_servers(
             e
         ),
     }
+    let initial = unstarted(configured);
+    let view = crate::names::collapse(&initial);
+    (initial, view)
+}
+
+/// The configured servers, else the down stand-in until the registry answers.
+fn unstarted(configured: Vec<Server>) -> Vec<Server> {
     if !configured.is_empty() {
         return configured;
     }

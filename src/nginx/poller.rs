@@ -19,12 +19,14 @@ use ngx::ffi::{
 use super::generation::{Generation, Lineage, PeerSource, SockAddr};
 use super::net::exchange::{Fetch, FetchOwner};
 use super::peers::ApplyOutcome;
+use super::resolve::{Names, Resolver};
 use super::stats::Cells;
 use super::{cycle_log, log};
 use crate::conf::UpsyncConf;
 use crate::dump;
 use crate::endpoints::Endpoints;
 use crate::http::ResponseParser;
+use crate::names;
 use crate::pace::Pacer;
 use crate::registry::session::{retry_ms, Applied, Failure, Level, Next, Session, Sink, Stream};
 use crate::server::Server;
@@ -95,6 +97,15 @@ pub(crate) struct Poller {
     cells: Option<Cells>,
     base: Option<Record>,
     dump_written_ms: Option<u64>,
+    /// The registry's list as it gave it, host names and all (the upstream
+    /// serves their addresses); at start, the dump file's entries.
+    view: Vec<Server>,
+    /// Its host names and their addresses, resolved in the process that
+    /// polls; `dns_changed` runs when an answer changed some.
+    names: Names,
+    dns_changed: ngx_event_t,
+    /// The names without an address the dump file holds.
+    dumped_unresolved: Vec<Server>,
     /// Shared-zone mode: the upstream's election slot, and the timer that
     /// runs the election in this worker.
     #[cfg(ngx_resolve_peers)]
@@ -116,16 +127,20 @@ pub(crate) struct Shared {
 }
 
 impl Poller {
-    /// Takes over `uscf` with a first generation built from `initial`.
+    /// Takes over `uscf` with a first generation built from `initial`;
+    /// `view` stands for the registry's list until it answers.
     ///
     /// # Safety
     /// `uscf` must be a live upstream whose `peer.data` is a round-robin list.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn install(
         uscf: *mut ngx_http_upstream_srv_conf_t,
         conf: UpsyncConf,
         dump_path: String,
         registry: Vec<Address>,
         initial: &[Server],
+        view: Vec<Server>,
+        resolver: Option<Resolver>,
         #[cfg(ngx_resolve_peers)] shared: Option<Shared>,
         problems: &mut Vec<String>,
     ) -> Box<Poller> {
@@ -156,6 +171,7 @@ impl Poller {
         );
         let session = Session::new(conf.clone(), MAX_BODY);
         let endpoints = Endpoints::new(registry.iter().map(|a| a.label.clone()).collect(), 1);
+        let names = Names::new(&name, resolver);
         Box::new(Poller {
             uscf,
             name,
@@ -179,6 +195,11 @@ impl Poller {
             cells: None,
             base: None,
             dump_written_ms: None,
+            view,
+            names,
+            // SAFETY: all-zero is the initial state of an nginx event.
+            dns_changed: unsafe { std::mem::zeroed() },
+            dumped_unresolved: Vec::new(),
             #[cfg(ngx_resolve_peers)]
             shared,
         })
@@ -211,6 +232,11 @@ impl Poller {
         self.timer.data = me.cast::<c_void>();
         self.timer.log = cycle_log();
         self.timer.set_cancelable(1);
+        self.dns_changed.handler = Some(on_dns_changed);
+        self.dns_changed.data = me.cast::<c_void>();
+        self.dns_changed.log = cycle_log();
+        self.dns_changed.set_cancelable(1);
+        self.names.notify(&mut self.dns_changed);
         #[cfg(ngx_resolve_peers)]
         if let Some(shared) = &mut self.shared {
             // Zone mode: the election decides who polls and writes the dump.
@@ -224,6 +250,7 @@ impl Poller {
         }
         self.writes_dump = writes_dump;
         self.started = true;
+        self.follow_names();
         self.publish();
         if self.conf.strong_dependency {
             self.pull_before_serving();
@@ -231,14 +258,75 @@ impl Poller {
         self.schedule(0);
     }
 
-    /// Ends the poll loop: no timer, no exchange under way.
+    /// Ends the poll loop: no timer, no exchange under way, no name
+    /// resolved.
     fn stop_polling(&mut self) {
-        if self.timer.timer_set() != 0 {
-            // SAFETY: our own timer, set in the running event loop.
-            unsafe { ngx_del_timer(&mut self.timer) };
+        for timer in [&mut self.timer, &mut self.dns_changed] {
+            if timer.timer_set() != 0 {
+                // SAFETY: our own timer, set in the running event loop.
+                unsafe { ngx_del_timer(timer) };
+            }
         }
         self.fetch.close();
+        self.names.clear();
         self.started = false;
+    }
+
+    /// The servers the upstream serves now (the poller's own list).
+    fn current_servers(&self) -> Vec<Server> {
+        #[cfg(ngx_resolve_peers)]
+        if self.shared.is_some() {
+            // SAFETY: in zone mode `peer.data` is the upstream's live shared
+            // list.
+            return unsafe { super::zone::servers((*self.uscf).peer.data.cast()) };
+        }
+        // SAFETY: the lineage's current generation is live while current.
+        unsafe { (*self.lineage.current()).servers.clone() }
+    }
+
+    /// Resolves the host names of the registry's list from now on, each
+    /// starting with the addresses the upstream serves for it.
+    fn follow_names(&mut self) {
+        let known = names::known_addresses(&self.current_servers());
+        for p in self.names.follow(&self.view, &known) {
+            log!(
+                NGX_LOG_WARN,
+                cycle_log(),
+                "upstream \"{}\": {}",
+                self.name,
+                p
+            );
+        }
+    }
+
+    /// The upstream's list for the registry's: each host name replaced by
+    /// its addresses.
+    fn expanded(&self) -> Vec<Server> {
+        names::expand(&self.view, |name| self.names.addresses(name))
+    }
+
+    /// Host names of the registry's list that have no address yet.
+    fn unresolved(&self) -> Vec<Server> {
+        self.view
+            .iter()
+            .filter(|s| {
+                crate::registry::is_host_name(&s.name)
+                    && self.names.addresses(&s.name).map_or(true, <[_]>::is_empty)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// An answer of the resolver changed some addresses: the list again.
+    fn dns_changed(&mut self) {
+        if !self.started || exiting() {
+            return;
+        }
+        let list = self.expanded();
+        if list.is_empty() {
+            return;
+        }
+        self.apply_list(&list, "the addresses of its host names changed");
     }
 
     /// Stops polling: the worker is exiting.
@@ -284,6 +372,7 @@ impl Poller {
             self.writes_dump = true;
             self.started = true;
             self.base = None;
+            self.follow_names();
             self.publish();
             self.schedule(0);
         } else if role == Role::Follower && self.started {
@@ -629,12 +718,47 @@ impl Poller {
         }
     }
 
-    /// The apply path shared by every registry type: the list goes to the
-    /// upstream's peer lists (per worker, or shared in a zone), and what
-    /// that did is said once, here.
+    /// The apply path shared by every registry type: the registry's list,
+    /// its host names replaced by their addresses, goes to the upstream's
+    /// peer lists (per worker, or shared in a zone), and what that did is
+    /// said once, here.
     fn apply(&mut self, desired: &[Server]) -> Applied {
+        self.view = desired.to_vec();
+        self.follow_names();
+        let list = self.expanded();
+        // Only host names make an empty list of a registry's list that is not.
+        if list.is_empty() && !desired.is_empty() {
+            if self.names.can_resolve() {
+                log!(
+                    NGX_LOG_NOTICE,
+                    cycle_log(),
+                    "upstream \"{}\": its servers are host names without an address yet: \
+                     keeping the last list until the resolver answers",
+                    self.name
+                );
+                return Applied::Unchanged;
+            }
+            log!(
+                NGX_LOG_ERR,
+                cycle_log(),
+                "upstream \"{}\": its servers are host names, and no \"resolver\" is \
+                 configured: keeping the last list",
+                self.name
+            );
+            return Applied::Refused;
+        }
+        let applied = self.apply_list(&list, "updated from the registry");
+        if applied == Applied::Unchanged && self.unresolved() != self.dumped_unresolved {
+            // Only names without an address changed: the dump keeps them.
+            self.write_dump(&self.current_servers());
+        }
+        applied
+    }
+
+    /// `list` onto the peer lists; `what` says why, once it changed them.
+    fn apply_list(&mut self, list: &[Server], what: &str) -> Applied {
         let mut problems = Vec::new();
-        let outcome = self.apply_to_lists(desired, &mut problems);
+        let outcome = self.apply_to_lists(list, &mut problems);
         for p in &problems {
             log!(
                 NGX_LOG_ERR,
@@ -646,7 +770,7 @@ impl Poller {
         }
         let refusal = match outcome {
             ApplyOutcome::Changed(servers) => {
-                self.applied(&servers);
+                self.applied(&servers, what);
                 return Applied::Changed;
             }
             ApplyOutcome::Unchanged => return Applied::Unchanged,
@@ -701,17 +825,29 @@ impl Poller {
     }
 
     /// After a change: say so, and write the dump file.
-    fn applied(&mut self, servers: &[Server]) {
+    fn applied(&mut self, servers: &[Server], what: &str) {
         log!(
             NGX_LOG_NOTICE,
             cycle_log(),
-            "upstream \"{}\": updated from the registry, {} servers",
+            "upstream \"{}\": {}, {} servers",
             self.name,
+            what,
             servers.len()
         );
+        self.write_dump(servers);
+    }
+
+    /// Writes the dump file, when this process owns it: `servers` and the
+    /// names without an address yet.
+    fn write_dump(&mut self, servers: &[Server]) {
         if self.writes_dump {
-            match dump::write_atomic(&self.dump_path, &dump::render(servers, self.backups)) {
-                Ok(()) => self.dump_written_ms = Some(wall_ms()),
+            let unresolved = self.unresolved();
+            let text = dump::render(servers, &unresolved, self.backups);
+            match dump::write_atomic(&self.dump_path, &text) {
+                Ok(()) => {
+                    self.dump_written_ms = Some(wall_ms());
+                    self.dumped_unresolved = unresolved;
+                }
                 Err(e) => log!(
                     NGX_LOG_ERR,
                     cycle_log(),
@@ -821,6 +957,18 @@ unsafe extern "C" fn on_election(ev: *mut ngx_event_t) {
     }
 }
 
+unsafe extern "C" fn on_dns_changed(ev: *mut ngx_event_t) {
+    // SAFETY: the timer's data is its live boxed upstream.
+    let up = unsafe { (*ev).data.cast::<Poller>() };
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above; nothing else borrows it during the handler.
+        unsafe { (*up).dns_changed() }
+    }));
+    if r.is_err() {
+        log!(NGX_LOG_ALERT, cycle_log(), "applying DNS answers panicked");
+    }
+}
+
 unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
     // SAFETY: the timer's data is its live boxed upstream.
     let up = unsafe { (*ev).data.cast::<Poller>() };
@@ -864,7 +1012,7 @@ fn now_ms() -> u64 {
     unsafe { ngx::ffi::ngx_current_msec as u64 }
 }
 
-fn exiting() -> bool {
+pub(crate) fn exiting() -> bool {
     // SAFETY: process-wide flags nginx sets from its signal handlers and
     // event loop; reading them is what nginx's own modules do.
     unsafe { ngx_exiting != 0 || ngx_quit != 0 || ngx_terminate != 0 }

@@ -347,7 +347,13 @@ pub(crate) unsafe fn apply(
         if !seen.insert(s.name.as_str()) {
             continue;
         }
-        if let Some(&p) = existing.get(s.name.as_bytes()) {
+        // A peer's `server` (its host name) is fixed: an address that
+        // moves to another name, or to none, is a new peer.
+        let same = existing.get(s.name.as_bytes()).copied().filter(|&p| {
+            // SAFETY: a live peer of the list, as above.
+            unsafe { (*p).server.as_bytes() == s.entry().as_bytes() }
+        });
+        if let Some(p) = same {
             wanted.push((s, Ok(p)));
         } else if let Ok(addr) = s.name.parse::<SocketAddr>() {
             wanted.push((s, Err(addr)));
@@ -499,6 +505,7 @@ unsafe fn new_peer(
 ) -> Option<*mut ngx_http_upstream_rr_peer_t> {
     let mut sa = SockAddr::from_socket_addr(addr);
     let name = s.name.as_bytes();
+    let server = s.entry().as_bytes();
     // SAFETY: per the contract. calloc gives all-zero memory, a valid peer
     // (null pointers, zero counters) as nginx's own zone code relies on.
     unsafe {
@@ -509,7 +516,7 @@ unsafe fn new_peer(
         }
         let sockaddr = ngx_slab_calloc_locked(pool, sa.len() as usize);
         let name_data = ngx_slab_calloc_locked(pool, name.len().max(1));
-        let server_data = ngx_slab_calloc_locked(pool, name.len().max(1));
+        let server_data = ngx_slab_calloc_locked(pool, server.len().max(1));
         (*peer).sockaddr = sockaddr.cast();
         (*peer).name.data = name_data.cast();
         (*peer).server.data = server_data.cast();
@@ -524,9 +531,9 @@ unsafe fn new_peer(
         );
         (*peer).socklen = sa.len();
         ptr::copy_nonoverlapping(name.as_ptr(), name_data.cast::<u8>(), name.len());
-        ptr::copy_nonoverlapping(name.as_ptr(), server_data.cast::<u8>(), name.len());
+        ptr::copy_nonoverlapping(server.as_ptr(), server_data.cast::<u8>(), server.len());
         (*peer).name.len = name.len();
-        (*peer).server.len = name.len();
+        (*peer).server.len = server.len();
         (*peer).weight = s.weight as _;
         (*peer).effective_weight = (*peer).weight;
         (*peer).max_fails = s.max_fails as _;

@@ -479,13 +479,18 @@ mod tests {
     }
 
     #[test]
-    fn kv_hostname_key_warns() {
-        let p = parse_kv("up/", &kv(&[("up/backend.local:80", None)])).unwrap();
-        assert!(p.servers.is_empty());
+    fn kv_host_name_keys() {
+        let body = kv(&[
+            ("up/Backend.Local:80", Some(r#"{"weight":3}"#)),
+            ("up/bad_name.local:80", None),
+        ]);
+        let p = parse_kv("up/", &body).unwrap();
+        assert_eq!(names(&p), ["backend.local:80"]);
+        assert_eq!(p.servers[0].weight, 3);
         assert_eq!(
             p.warnings,
             [
-                r#"key "up/backend.local:80": "backend.local:80" is not an IP address (host names are not resolved), skipped"#
+                r#"key "up/bad_name.local:80": "bad_name.local:80" is neither an IP address nor a host name, skipped"#
             ]
         );
     }
@@ -605,7 +610,7 @@ mod tests {
             {"Node":"n2","Address":"10.0.0.2","ServiceID":"b","ServicePort":70000},
             {"Node":"n3","Address":"10.0.0.3","ServiceID":"c","ServicePort":"80"},
             {"Node":"n4","Address":"","ServiceID":"d","ServiceAddress":"","ServicePort":80},
-            {"Node":"n5","Address":"10.0.0.5","ServiceID":"e","ServiceAddress":"web.local","ServicePort":80},
+            {"Node":"n5","Address":"10.0.0.5","ServiceID":"e","ServiceAddress":"web_1.local","ServicePort":80},
             {"Node":"n6","Address":"10.0.0.6","ServiceAddress":"","ServicePort":80,"ServiceTags":["weight=0"]},
             {"Node":"n7","Address":"10.0.0.6","ServiceID":"g","ServicePort":80},
             "junk"
@@ -618,7 +623,7 @@ mod tests {
             r#"service instance "b" has no valid port, skipped"#,
             r#"service instance "c" has no valid port, skipped"#,
             r#"service instance "d" has no address, skipped"#,
-            r#"service instance "e": "web.local:80" is not an IP address (host names are not resolved), skipped"#,
+            r#"service instance "e": "web_1.local:80" is neither an IP address nor a host name, skipped"#,
             r#"server 10.0.0.6:80: invalid tag "weight=0", using the default"#,
             r#"service instance "g": server 10.0.0.6:80 is listed twice, the first one is used"#,
             r#"entry 7 has no address, skipped"#,

@@ -286,7 +286,7 @@ mod tests {
                 leaf("/upstreams/test/sub/10.0.0.9:80", "")
             ]},
             leaf("/upstreams/test/10.0.0.1:80", ""),
-            leaf("/upstreams/test/web.local:80", ""),
+            leaf("/upstreams/test/web_1.local:80", ""),
             leaf("/upstreams/test/::1:80", ""),
             leaf("/upstreams/test/10.0.0.2", ""),
             leaf("/upstreams/other/10.0.0.3:80", ""),
@@ -307,7 +307,7 @@ mod tests {
                 r#"key "/upstreams/test/::1:80": "::1:80": an IPv6 address needs brackets, as in [::1]:80, skipped"#,
                 r#"key "/upstreams/test/[::1]:80": server [::1]:80 is listed twice, the first one is used"#,
                 r#"key "/upstreams/test/sub" is a sub-directory, skipped"#,
-                r#"key "/upstreams/test/web.local:80": "web.local:80" is not an IP address (host names are not resolved), skipped"#,
+                r#"key "/upstreams/test/web_1.local:80": "web_1.local:80" is neither an IP address nor a host name, skipped"#,
             ]
         );
     }

@@ -411,10 +411,12 @@ mod tests {
     fn servers_skip_what_is_not_an_address() {
         let mut keys = Keys::new();
         keys.insert("/up/".into(), vec![]);
-        keys.insert("/up/host.example:80".into(), vec![]);
+        keys.insert("/up/host_1.example:80".into(), vec![]);
+        keys.insert("/up/Host.Example:80".into(), vec![]);
         keys.insert("/up/10.0.0.1:80".into(), b"not json".to_vec());
         let p = servers("/up", &keys);
-        assert_eq!(p.servers.len(), 1);
+        let names: Vec<_> = p.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["10.0.0.1:80", "host.example:80"]);
         assert_eq!(p.warnings.len(), 2);
     }
 

@@ -9,6 +9,7 @@ fn server(name: &str, backup: bool) -> Server {
         fail_timeout: 10,
         down: false,
         backup,
+        host: None,
     }
 }
 

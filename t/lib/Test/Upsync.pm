@@ -29,6 +29,12 @@ package Test::Upsync;
 #   hostile_args: --mode M              a misbehaving registry
 #                                       (t/registry/hostile.py), "registry:
 #                                       hostile", at $TEST_NGINX_HOSTILE_PORT
+#   dns_hosts                           "registry: dns" starts dnsmasq at
+#                                       127.0.0.1:$TEST_NGINX_DNS_PORT: it
+#                                       answers names under .test from these
+#                                       /etc/hosts lines with a TTL of 1 s
+#                                       (NXDOMAIN for others), and logs each
+#                                       query to $TEST_NGINX_DIR/logs/dns.log
 #   init                                steps run before nginx starts
 #   steps                               steps run after it started (below)
 #   no_module                           do not load the module
@@ -76,6 +82,10 @@ package Test::Upsync;
 #   >>> upgrade                        binary upgrade: USR2, then QUIT to the
 #                                      old master once the new one runs
 #   >>> stop consul|etcd / start ...   stop or restart a registry (same port)
+#   >>> dns                            the DNS server answers from these hosts
+#                                      lines from now on
+#   >>> pause dns / resume dns         the DNS server stops answering (SIGSTOP)
+#                                      and answers again
 #   >>> json /uri [status=N]           poll nginx until its JSON answer meets
 #                                      every body line "PATH OP VALUE": PATH is
 #                                      keys and array indexes joined by '.',
@@ -275,14 +285,42 @@ sub start_registry ($$$) {
             : sub { http_request('GET', "$client/health", '', undef, 1)->{content} };
         wait_until(20, sub { $health->() =~ /"health":\s*"true"/ })
             or die "etcd did not start: " . slurp($log);
+    } elsif ($name eq 'dns') {
+        my $hosts = "$dir/dns.hosts";
+        spew($hosts, $args // '') unless -e $hosts;
+        # As this user: dnsmasq reads the hosts file again on SIGHUP, after
+        # dropping root, and the block's directory is private.
+        my $user = getpwuid($<);
+        $r->{pid} = spawn($log, 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null',
+            '--no-resolv', '--no-hosts', "--addn-hosts=$hosts", '--local=/test/',
+            '--local-ttl=1', '--neg-ttl=1', '--listen-address=127.0.0.1', '--bind-interfaces',
+            "--port=$r->{port}", '--log-queries', "--log-facility=$dir/logs/dns.log",
+            "--user=$user", '--pid-file=');
+        wait_until(10, sub { (slurp("$dir/logs/dns.log") // '') =~ /read \Q$hosts\E/ })
+            or die "dnsmasq did not start: " . (slurp($log) // '') . (slurp("$dir/logs/dns.log") // '');
     } else {
         die "unknown registry $name\n";
     }
 }
 
+# The DNS server answers from these hosts lines from now on.
+sub step_dns {
+    my ($ctx, $step) = @_;
+    my $r = $registry{dns} or die "no DNS server (add '--- registry: dns')\n";
+    my $hosts = "$ctx->{dir}/dns.hosts";
+    my $log = "$ctx->{dir}/logs/dns.log";
+    my $reads = () = (slurp($log) // '') =~ /read \Q$hosts\E/g;
+    spew($hosts, $step->{body});
+    kill 'HUP', $r->{pid};
+    ok(wait_until(10, sub { my $n = () = (slurp($log) // '') =~ /read \Q$hosts\E/g; $n > $reads }),
+        "$ctx->{name} - $step->{line}");
+}
+
 sub stop_registry ($) {
     my ($name) = @_;
     my $r = $registry{$name} or return;
+    # A paused server (">>> pause") must run to see the signal.
+    kill 'CONT', $r->{pid} if $r->{pid};
     stop_pid(delete $r->{pid});
 }
 
@@ -470,7 +508,7 @@ sub run_block ($) {
         my ($kind) = $r =~ /^([a-z_]+?)\d*$/;
         my $args = { consul => scalar $block->consul_args, etcd => scalar $block->etcd_args,
             etcd_cluster => scalar $block->etcd_args,
-            hostile => scalar $block->hostile_args }->{$kind};
+            hostile => scalar $block->hostile_args, dns => scalar $block->dns_hosts }->{$kind};
         start_registry($r, $dir, $args);
         $vars{ uc($_) . '_PORT' } = $registry{$_}{port}
             for $r eq 'etcd_cluster' ? @CLUSTER : ($r);
@@ -674,6 +712,9 @@ my %STEP = (
     upgrade => \&step_upgrade,
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
     stop => sub { stop_registry($_[1]{words}[1]) },
+    dns => \&step_dns,
+    pause => sub { kill 'STOP', ($registry{ $_[1]{words}[1] } // {})->{pid} || die "not running\n" },
+    resume => sub { kill 'CONT', ($registry{ $_[1]{words}[1] } // {})->{pid} || die "not running\n" },
     start => sub { start_registry($_[1]{words}[1], $_[0]{dir}, $registry{ $_[1]{words}[1] }{args}) },
 );
 
