@@ -105,6 +105,75 @@ Backend server count: 20\\n
 # The backends are this nginx: at the reload, keepalive connections to the old
 # workers end as nginx ends them (reset, retried); the module logs nothing.
 [qr/\\[(error|crit)\\].*upsync:/, "no live upstreams"]
+
+=== TEST 2: host names: added and removed while their queries are in flight, answers changing, a reload, in both modes
+--- skip_unless: TEST_NGINX_VALGRIND
+--- workers: 2
+--- timeout: 120
+--- registry: consul dns
+--- dns_hosts
+127.0.0.5 a.test
+127.0.0.6 a.test
+127.0.0.7 b.test
+--- init
+>>> consul PUT /v1/kv/upstreams/names/a.test:\$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/names/b.test:\$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/names/gone.test:\$TEST_NGINX_PORT1
+--- http_config
+    resolver 127.0.0.1:\$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
+    resolver_timeout 1s;
+    upstream w {
+        server 127.0.0.5:\$TEST_NGINX_PORT1;
+        upsync 127.0.0.1:\$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/names/ upsync_interval=50ms upsync_type=consul;
+        upsync_dump_path \$TEST_NGINX_DIR/servers_w.conf;
+    }
+@{[ $zones ? <<'ZONE' : '' ]}
+    upstream z {
+        zone z 64k;
+        random two;
+        server 127.0.0.5:$TEST_NGINX_PORT1;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/names/ upsync_interval=50ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_z.conf;
+    }
+ZONE
+    server {
+        listen 127.0.0.5:\$TEST_NGINX_PORT1;
+        listen 127.0.0.6:\$TEST_NGINX_PORT1;
+        listen 127.0.0.7:\$TEST_NGINX_PORT1;
+        location / { return 200 "up\\n"; }
+    }
+--- config
+    location /w { proxy_pass http://w/; }
+    location /z { proxy_pass http://@{[ $zones ? 'z' : 'w' ]}/; }
+--- steps
+>>> sleep 4
+>>> same /w 4
+up
+>>> same /z 4
+up
+>>> pause dns
+>>> sleep 3
+>>> consul DELETE /v1/kv/upstreams/names/b.test:\$TEST_NGINX_PORT1
+>>> consul PUT /v1/kv/upstreams/names/new.test:\$TEST_NGINX_PORT1
+>>> sleep 2
+>>> resume dns
+>>> dns
+127.0.0.7 a.test
+127.0.0.5 new.test
+>>> sleep 4
+>>> reload
+>>> sleep 4
+>>> pause dns
+>>> sleep 3
+>>> consul DELETE /v1/kv/upstreams/names/new.test:\$TEST_NGINX_PORT1
+>>> consul DELETE /v1/kv/upstreams/names/gone.test:\$TEST_NGINX_PORT1
+>>> sleep 2
+>>> resume dns
+>>> sleep 3
+>>> same /w 4
+up
+>>> same /z 4
+up
 END
 
 run_tests();

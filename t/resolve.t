@@ -378,3 +378,150 @@ Upstream name: plain; Backend server count: 1
 five
 >>> same /names 5
 five
+
+=== TEST 8: every balancer with a server line, per-worker lists, 2 workers: a name's addresses take the traffic, the configured server none
+--- registry: consul dns
+--- dns_hosts
+127.0.0.5 api.test
+127.0.0.6 api.test
+--- init
+>>> consul PUT /v1/kv/upstreams/all/api.test:$TEST_NGINX_PORT1
+--- http_config
+    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
+    upstream lc {
+        least_conn;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_lc.conf;
+    }
+    upstream ih {
+        ip_hash;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_ih.conf;
+    }
+    upstream ch {
+        hash $arg_k consistent;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_ch.conf;
+    }
+    upstream r2 {
+        random two;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_r2.conf;
+    }
+    server { listen 127.0.0.5:$TEST_NGINX_PORT1; return 200 "five\n"; }
+    server { listen 127.0.0.6:$TEST_NGINX_PORT1; return 200 "six\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "configured\n"; }
+--- config
+    location /lc { proxy_pass http://lc; }
+    location /ih { proxy_pass http://ih; }
+    location /ch { proxy_pass http://ch; }
+    location /r2 { proxy_pass http://r2; }
+--- workers: 2
+--- timeout: 20
+--- steps
+>>> sleep 3
+>>> settle /lc?k=1 4
+five|six
+>>> traffic /lc?k=1 40
+five >0
+six >0
+
+>>> settle /ih 4
+five|six
+>>> traffic /ih 20
+five *
+six *
+
+>>> settle /ch?k=1 4
+five|six
+>>> traffic /ch?k=1 40
+five >0
+six >0
+
+>>> settle /r2?k=1 4
+five|six
+>>> traffic /r2?k=1 40
+five >0
+six >0
+--- no_error_log
+[error]
+
+=== TEST 9: every balancer with a server line, zone mode, 2 workers: a name's addresses take the traffic, the configured server none
+--- registry: consul dns
+--- dns_hosts
+127.0.0.5 api.test
+127.0.0.6 api.test
+--- init
+>>> consul PUT /v1/kv/upstreams/all/api.test:$TEST_NGINX_PORT1
+--- http_config
+    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
+    upstream lc {
+        zone lc 64k;
+        least_conn;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_lc.conf;
+    }
+    upstream ih {
+        zone ih 64k;
+        ip_hash;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_ih.conf;
+    }
+    upstream ch {
+        zone ch 64k;
+        hash $arg_k consistent;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_ch.conf;
+    }
+    upstream r2 {
+        zone r2 64k;
+        random two;
+        server 127.0.0.1:$TEST_NGINX_PORT2;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/all/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_r2.conf;
+    }
+    server { listen 127.0.0.5:$TEST_NGINX_PORT1; return 200 "five\n"; }
+    server { listen 127.0.0.6:$TEST_NGINX_PORT1; return 200 "six\n"; }
+    server { listen 127.0.0.1:$TEST_NGINX_PORT2; return 200 "configured\n"; }
+--- config
+    location /lc { proxy_pass http://lc; }
+    location /ih { proxy_pass http://ih; }
+    location /ch { proxy_pass http://ch; }
+    location /r2 { proxy_pass http://r2; }
+--- workers: 2
+--- skip_nginx: <1.27.3
+--- timeout: 20
+--- steps
+>>> sleep 3
+>>> settle /lc?k=1 4
+five|six
+>>> traffic /lc?k=1 40
+five >0
+six >0
+
+>>> settle /ih 4
+five|six
+>>> traffic /ih 20
+five *
+six *
+
+>>> settle /ch?k=1 4
+five|six
+>>> traffic /ch?k=1 40
+five >0
+six >0
+
+>>> settle /r2?k=1 4
+five|six
+>>> traffic /r2?k=1 40
+five >0
+six >0
+--- no_error_log
+[error]
