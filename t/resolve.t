@@ -207,6 +207,8 @@ six >0
 server 127.0.0.5:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # resolved from api.test:$TEST_NGINX_PORT1
 >>> write $TEST_NGINX_DIR/servers_other.conf
 # server late.test:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # not resolved yet
+>>> write $TEST_NGINX_DIR/servers_refused.conf
+server 127.0.0.5:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # resolved from api.example:$TEST_NGINX_PORT1
 >>> pause dns
 --- http_config
     resolver 127.0.0.1:$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
@@ -223,6 +225,10 @@ server 127.0.0.5:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # reso
     upstream included {
         include $TEST_NGINX_DIR/servers_backend.conf;
     }
+    upstream refused {
+        upsync 127.0.0.1:$TEST_NGINX_PORT9/v1/kv/upstreams/refused/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_refused.conf;
+    }
     server { listen 127.0.0.5:$TEST_NGINX_PORT1; return 200 "five\n"; }
     server { listen 127.0.0.6:$TEST_NGINX_PORT1; return 200 "six\n"; }
     server { listen 127.0.0.7:$TEST_NGINX_PORT1; return 200 "late\n"; }
@@ -231,6 +237,7 @@ server 127.0.0.5:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # reso
     location / { proxy_pass http://backend; }
     location /other { proxy_pass http://other; }
     location /included { proxy_pass http://included; }
+    location /refused { proxy_pass http://refused; }
     location /show { upstream_show; }
 --- timeout: 20
 --- steps
@@ -247,6 +254,9 @@ six
 late
 >>> file $TEST_NGINX_DIR/servers_other.conf
 server 127.0.0.7:$TEST_NGINX_PORT1 weight=1 max_fails=2 fail_timeout=10s; # resolved from late.test:$TEST_NGINX_PORT1
+>>> log "api\.example:$TEST_NGINX_PORT1" could not be resolved \(5: Operation refused\), keeping its last 1 addresses
+>>> same /refused 5
+five
 
 === TEST 5: zone mode, 4 workers: one worker resolves for all (the DNS server's query log), and every worker's traffic follows the answer
 --- registry: etcd dns
