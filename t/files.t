@@ -164,9 +164,11 @@ one 10
 --- error_log eval
 qr{upstream "app": ignoring the dump file "[^"]*/servers_app.conf": anyone may write to it}
 
-=== TEST 8: a dump whose servers are not addresses falls back to the configured servers
+=== TEST 8: a dump whose servers are not addresses falls back to the configured servers; a host name in it waits for a resolver
 --- init
 >>> write $TEST_NGINX_DIR/servers_app.conf
+server backend_1.example.com:80;
+>>> write $TEST_NGINX_DIR/servers_names.conf
 server backend.example.com:80;
 --- http_config
     upstream app {
@@ -174,15 +176,24 @@ server backend.example.com:80;
         upsync 127.0.0.1:$TEST_NGINX_PORT9/v1/kv/upstreams/app/ upsync_type=consul;
         upsync_dump_path $TEST_NGINX_DIR/servers_app.conf;
     }
+    upstream names {
+        server 127.0.0.1:$TEST_NGINX_PORT1;
+        upsync 127.0.0.1:$TEST_NGINX_PORT9/v1/kv/upstreams/names/ upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_names.conf;
+    }
     server { listen 127.0.0.1:$TEST_NGINX_PORT1; return 200 "one\n"; }
 --- config
     location / { proxy_pass http://app; }
+    location /names { proxy_pass http://names; }
 --- steps
 >>> traffic / 10
 one 10
+>>> traffic /names 10
+one 10
 --- error_log
-server "backend.example.com:80" is not an address, left out
+server "backend_1.example.com:80" is neither an address nor a host name, left out
 has no usable primary server, starting with the configured servers
+upstream "names": server "backend.example.com:80" is a host name, and no "resolver" is configured
 
 === TEST 9: numbers beyond nginx's bounds are capped; the dump, included by an upstream with "hash", loads again in nginx and in the module with the registry down
 --- registry: consul
