@@ -535,3 +535,45 @@ five >0
 six >0
 --- no_error_log
 [error]
+
+=== TEST 10: zone mode: the polling worker killed while DNS is silent; the next poller keeps the name's addresses, then follows its new answer
+--- registry: consul dns
+--- dns_hosts
+127.0.0.5 api.test
+--- init
+>>> consul PUT /v1/kv/upstreams/a/api.test:$TEST_NGINX_PORT1
+--- http_config
+    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
+    resolver_timeout 1s;
+    upstream a {
+        zone a 64k;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/a/ upsync_interval=50ms upsync_timeout=6m upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_a.conf;
+    }
+    server { listen 127.0.0.5:$TEST_NGINX_PORT1; return 200 "five\n"; }
+    server { listen 127.0.0.6:$TEST_NGINX_PORT1; return 200 "six\n"; }
+--- config
+    location /a { proxy_pass http://a; }
+    location /show { upstream_show; }
+--- workers: 4
+--- skip_nginx: <1.27.3
+--- allow_alerts
+--- timeout: 20
+--- steps
+>>> settle /a 8
+five
+>>> pause dns
+>>> run
+pid=$(grep -o '[0-9]*#[0-9]*: upsync: upstream "a": this worker polls' $TEST_NGINX_DIR/logs/error.log | cut -d'#' -f1)
+[ "$(echo "$pid" | wc -l)" = 1 ] && kill -KILL $pid
+>>> log (?s)this worker polls.*exited on signal 9.*this worker polls
+>>> log (?s)exited on signal 9.*"api\.test:$TEST_NGINX_PORT1" could not be resolved \(110: Operation timed out\), keeping its last 1 addresses
+>>> same /a 12
+five
+>>> resume dns
+>>> dns
+127.0.0.6 api.test
+>>> settle /a 12
+six
+--- error_log
+exited on signal 9
