@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod chash;
+pub mod check;
 pub mod conf;
 pub mod dump;
 pub mod endpoints;
