@@ -150,7 +150,7 @@ late >0
 --- error_log
 could not be resolved (3: Host not found), keeping its last 2 addresses
 
-=== TEST 3: a name and an IP key for the same address make one peer
+=== TEST 3: a name and an IP key for the same address make one peer; without valid= the answer's TTL (1 s here) decides when it is asked again
 --- registry: consul dns
 --- dns_hosts
 127.0.0.5 api.test
@@ -159,7 +159,7 @@ could not be resolved (3: Host not found), keeping its last 2 addresses
 >>> consul PUT /v1/kv/upstreams/backend/127.0.0.5:$TEST_NGINX_PORT1
 >>> consul PUT /v1/kv/upstreams/backend/api.test:$TEST_NGINX_PORT1
 --- http_config
-    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT valid=1s ipv6=off;
+    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off;
     upstream backend {
         upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/backend/ upsync_timeout=6m upsync_interval=100ms upsync_type=consul;
         upsync_dump_path $TEST_NGINX_DIR/servers_backend.conf;
@@ -194,6 +194,10 @@ Upstream name: backend; Backend server count: 1
 >>> traffic / 20
 five >0
 six >0
+>>> dns
+127.0.0.6 api.test
+>>> settle / 10
+six
 --- no_error_log
 [error]
 
