@@ -138,3 +138,23 @@ SECRET-TOKEN
 GET /upstream_show?test
 --- response_body
 Upstream name: test; Backend server count: 0
+
+=== TEST 14: an nginx with nginx_upstream_check_module compiled in (here: its symbol, preloaded) is refused, with the reason
+--- http_config
+    upstream test {
+        server 127.0.0.1:$TEST_NGINX_PORT1;
+    }
+--- config
+    location / { proxy_pass http://test; }
+--- steps
+>>> run
+set -e
+cd $TEST_NGINX_DIR
+echo 'int ngx_http_upstream_check_module = 1;' > check.c
+cc -shared -fPIC -o check.so check.c
+if LD_PRELOAD=$TEST_NGINX_DIR/check.so $TEST_NGINX_BINARY -t -e $TEST_NGINX_DIR/t.log -p $TEST_NGINX_DIR/ -c conf/nginx.conf > t.out 2>&1; then
+    echo "nginx -t passed"; exit 1
+fi
+cat t.out
+grep -q 'this nginx has nginx_upstream_check_module compiled in: its patch changes the layout of every upstream peer' t.out
+$TEST_NGINX_BINARY -t -p $TEST_NGINX_DIR/ -c conf/nginx.conf

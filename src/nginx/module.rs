@@ -525,6 +525,10 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx calls postconfiguration with the configuration in `cf`,
         // after the upstream module initialised every upstream.
         let cfr = unsafe { &*cf };
+        if let Some(msg) = check_module_compiled_in() {
+            log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
+            return NGX_ERROR as ngx_int_t;
+        }
         let Some(umcf) = NgxHttpUpstreamModule::main_conf(cfr) else {
             return NGX_OK as ngx_int_t;
         };
@@ -839,6 +843,28 @@ unsafe fn take_over(
     }
     sc.runtime = std::ptr::NonNull::new(Box::into_raw(up));
     Ok(())
+}
+
+/// Why this nginx cannot run the module: yaoweibin's
+/// nginx_upstream_check_module (or a fork) compiled in. Its patch inserts a
+/// field before `down` in every round-robin peer, so the peers of such an
+/// nginx have another layout than the one the module was built for, and
+/// both would mark the same peers down.
+fn check_module_compiled_in() -> Option<String> {
+    // SAFETY: RTLD_DEFAULT searches the process's global symbols (nginx
+    // exports its own for modules); the name is NUL-terminated.
+    let found = unsafe {
+        libc::dlsym(
+            libc::RTLD_DEFAULT,
+            c"ngx_http_upstream_check_module".as_ptr(),
+        )
+    };
+    (!found.is_null()).then(|| {
+        "this nginx has nginx_upstream_check_module compiled in: its patch changes the \
+         layout of every upstream peer, which ngx_http_upsync_module reads and writes, so \
+         the two cannot run together; use an nginx built without that module and its patch"
+            .to_string()
+    })
 }
 
 /// What a synced upstream may not have, each with what to do instead: the
