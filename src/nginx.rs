@@ -3,6 +3,8 @@
 //! All the crate's unsafe code is here.
 
 mod balancer;
+mod check;
+mod election;
 mod generation;
 mod module;
 mod net;

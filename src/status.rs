@@ -122,6 +122,8 @@ pub enum State {
     Down,
     /// `max_fails` reached within `fail_timeout`.
     Unavail,
+    /// The active health checks mark it down.
+    Unhealthy,
 }
 
 impl State {
@@ -130,6 +132,7 @@ impl State {
             State::Up => "up",
             State::Down => "down",
             State::Unavail => "unavail",
+            State::Unhealthy => "unhealthy",
         }
     }
 
@@ -139,6 +142,7 @@ impl State {
             State::Up => 1,
             State::Down => 3,
             State::Unavail => 4,
+            State::Unhealthy => 6,
         }
     }
 }

@@ -174,6 +174,56 @@ up
 up
 >>> same /z 4
 up
+
+=== TEST 3: health checks: servers added and removed while probes are in flight (some hang, some refuse), a reload, in both modes
+--- skip_unless: TEST_NGINX_VALGRIND
+--- workers: 2
+--- timeout: 120
+--- registry: consul
+--- backends: http:one http:two
+--- init
+>>> consul PUT /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_ONE_PORT
+>>> consul PUT /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_TWO_PORT
+--- http_config
+    upstream w {
+        server 127.0.0.1:\$TEST_NGINX_ONE_PORT;
+        upsync 127.0.0.1:\$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/checked/ upsync_interval=50ms upsync_type=consul;
+        upsync_dump_path \$TEST_NGINX_DIR/servers_cw.conf;
+        check interval=200 rise=1 fall=1 timeout=500 type=http default_down=false;
+    }
+@{[ $zones ? <<'ZONE' : '' ]}
+    upstream z {
+        zone z 64k;
+        least_conn;
+        server 127.0.0.1:$TEST_NGINX_ONE_PORT;
+        upsync 127.0.0.1:$TEST_NGINX_CONSUL_PORT/v1/kv/upstreams/checked/ upsync_interval=50ms upsync_type=consul;
+        upsync_dump_path $TEST_NGINX_DIR/servers_cz.conf;
+        check interval=200 rise=1 fall=1 timeout=500 type=tcp default_down=false;
+    }
+ZONE
+--- config
+    location /w { proxy_pass http://w; }
+    location /z { proxy_pass http://@{[ $zones ? 'z' : 'w' ]}; }
+    location /status { check_status json; }
+--- steps
+>>> sleep 3
+>>> mode two hang
+>>> sleep 2
+>>> consul DELETE /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_TWO_PORT
+>>> consul PUT /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_PORT1
+>>> sleep 2
+>>> consul PUT /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_TWO_PORT
+>>> mode two refuse
+>>> sleep 2
+>>> reload
+>>> sleep 3
+>>> mode two ok
+>>> consul DELETE /v1/kv/upstreams/checked/127.0.0.1:\$TEST_NGINX_PORT1
+>>> sleep 3
+>>> traffic /w 20
+one *
+two *
+>>> http GET /status
 END
 
 run_tests();

@@ -291,7 +291,8 @@ impl<'a> PeerSource<'a> {
                 weight: p.weight as i64,
                 max_fails: p.max_fails as u64,
                 fail_timeout: p.fail_timeout,
-                down: p.down != 0,
+                // Bit 0 only: the health checks' bit is theirs.
+                down: p.down & 1 != 0,
                 backup: i >= primary_count,
                 host: host_of(p),
             })

@@ -8,10 +8,10 @@ use std::ptr;
 use ngx::ffi::{
     ngx_array_push, ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t,
     ngx_http_upstream_server_t, ngx_http_upstream_srv_conf_t, ngx_int_t, ngx_module_t, ngx_str_t,
-    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF_OFFSET,
-    NGX_HTTP_UPS_CONF, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK,
-    NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
+    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_ERROR,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF, NGX_HTTP_SRV_CONF_OFFSET, NGX_HTTP_UPS_CONF, NGX_LOG_EMERG, NGX_LOG_ERR,
+    NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 use ngx::http::{
     HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf,
@@ -20,6 +20,7 @@ use ngx::http::{
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::balancer::init_peer;
+use super::check::Checks;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::upstreams;
 use super::poller::{Address, Poller};
@@ -45,6 +46,15 @@ pub(crate) struct SrvConf {
     /// Made from a box once (`Box::into_raw`), so the pointers nginx keeps
     /// into it (timers, the exchange) stay valid; freed with the conf.
     runtime: Option<std::ptr::NonNull<Poller>>,
+    /// The `check*` directives of this upstream.
+    check: crate::check::conf::CheckDirectives,
+    /// `check_shm_size` (in the `http` block's own server conf).
+    check_shm_size: Option<usize>,
+    /// The `http` block's: every checked upstream of the cycle, made from a
+    /// box once, like `runtime`, and freed with the conf.
+    checks: Option<std::ptr::NonNull<Checks>>,
+    /// A checked upstream's: its place in them.
+    checked: Option<(std::ptr::NonNull<Checks>, usize)>,
 }
 
 impl Drop for SrvConf {
@@ -52,6 +62,10 @@ impl Drop for SrvConf {
         if let Some(poller) = self.runtime.take() {
             // SAFETY: made by Box::into_raw in `take_over`, freed only here.
             drop(unsafe { Box::from_raw(poller.as_ptr()) });
+        }
+        if let Some(checks) = self.checks.take() {
+            // SAFETY: made by Box::into_raw in `add_checks`, freed only here.
+            drop(unsafe { Box::from_raw(checks.as_ptr()) });
         }
     }
 }
@@ -93,7 +107,19 @@ const fn ssl_command(name: ngx_str_t, args: u32) -> ngx_command_t {
     }
 }
 
-static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 14] = [
+/// A `check*` directive of an upstream.
+const fn check_command(name: ngx_str_t, args: u32) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (NGX_HTTP_UPS_CONF | args) as ngx_uint_t,
+        set: Some(set_check),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx_string!("upsync"),
         type_: (NGX_HTTP_UPS_CONF | NGX_CONF_1MORE) as ngx_uint_t,
@@ -138,6 +164,28 @@ static mut NGX_HTTP_UPSYNC_COMMANDS: [ngx_command_t; 14] = [
     ssl_command(ngx_string!("upsync_ssl_name"), NGX_CONF_TAKE1),
     ssl_command(ngx_string!("upsync_ssl_server_name"), NGX_CONF_TAKE1),
     ssl_command(ngx_string!("upsync_ssl_protocols"), NGX_CONF_1MORE),
+    check_command(ngx_string!("check"), NGX_CONF_1MORE),
+    check_command(ngx_string!("check_http_send"), NGX_CONF_TAKE1),
+    check_command(ngx_string!("check_http_expect_alive"), NGX_CONF_1MORE),
+    check_command(ngx_string!("check_keepalive_requests"), NGX_CONF_TAKE1),
+    check_command(ngx_string!("check_fastcgi_param"), NGX_CONF_TAKE2),
+    ngx_command_t {
+        name: ngx_string!("check_shm_size"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_check_shm_size),
+        conf: NGX_HTTP_SRV_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("check_status"),
+        type_: (NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1)
+            as ngx_uint_t,
+        set: Some(set_check_status),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
     ngx_command_t::empty(),
 ];
 
@@ -453,6 +501,127 @@ extern "C" fn set_ssl(
     })
 }
 
+/// The arguments of the directive being parsed, as nginx's lexer left them
+/// (`\r\n` in a quoted value is already two bytes).
+///
+/// # Safety
+/// As for [`args`].
+unsafe fn raw_args(cf: &ngx_conf_t) -> Vec<Vec<u8>> {
+    // SAFETY: `cf->args` is an array of ngx_str_t while a directive is parsed.
+    let all: &[ngx_str_t] = unsafe { (*cf.args).as_slice() };
+    all.iter().skip(1).map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// `check ...`, `check_http_send`, `check_http_expect_alive`,
+/// `check_keepalive_requests`, `check_fastcgi_param`: nginx_upstream_check_module's
+/// rules and messages.
+extern "C" fn set_check(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard(CONF_ERROR, || {
+        // SAFETY: nginx calls directive handlers with a valid `cf`, the
+        // command, and our srv conf of the upstream being parsed.
+        let (cfr, sc, name) = unsafe {
+            (
+                &*cf,
+                &mut *conf.cast::<SrvConf>(),
+                String::from_utf8_lossy((*cmd).name.as_bytes()).into_owned(),
+            )
+        };
+        // SAFETY: as above.
+        let (args, raw) = unsafe { (args(cfr), raw_args(cfr)) };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let d = &mut sc.check;
+        let warnings: Result<Vec<String>, String> = match name.as_str() {
+            "check" => d.check(&argv).map(|w| w.into_iter().collect()),
+            "check_http_send" => Ok(d.http_send(&raw[0]).into_iter().collect()),
+            "check_http_expect_alive" => d.http_expect_alive(&argv),
+            "check_keepalive_requests" => d.keepalive_requests(argv[0]).map(|()| Vec::new()),
+            _ => {
+                d.fastcgi_param(&raw[0], &raw[1]);
+                Ok(Vec::new())
+            }
+        };
+        match warnings {
+            Ok(warnings) => {
+                for w in warnings {
+                    ngx_conf_log_error!(NGX_LOG_WARN, cf, "\"{}\": {}", name, w);
+                }
+                CONF_OK
+            }
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{}\": {}", name, e);
+                CONF_ERROR
+            }
+        }
+    })
+}
+
+/// `check_shm_size SIZE` (in `http`).
+extern "C" fn set_check_shm_size(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard(CONF_ERROR, || {
+        // SAFETY: as in `set_check`, with the `http` block's srv conf.
+        let (cfr, sc) = unsafe { (&*cf, &mut *conf.cast::<SrvConf>()) };
+        if sc.check_shm_size.is_some() {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        // SAFETY: as above.
+        let args = unsafe { args(cfr) };
+        match crate::check::conf::parse_shm_size(&args[0]) {
+            Ok(size) => {
+                sc.check_shm_size = Some(size);
+                CONF_OK
+            }
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"check_shm_size\": {}", e);
+                CONF_ERROR
+            }
+        }
+    })
+}
+
+/// `check_status [html|csv|json];` installs the status page's content
+/// handler, for its default format.
+extern "C" fn set_check_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    use crate::check::status::Format as CheckFormat;
+    guard(CONF_ERROR, || {
+        // SAFETY: nginx calls directive handlers with a valid `cf` while
+        // parsing a server or location.
+        let cfr = unsafe { &*cf };
+        // SAFETY: as above.
+        let args = unsafe { args(cfr) };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let format = match crate::check::conf::parse_check_status(&argv) {
+            Ok(f) => f.unwrap_or(CheckFormat::Html),
+            Err(e) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"check_status\": {}", e);
+                return CONF_ERROR;
+            }
+        };
+        match NgxHttpCoreModule::location_conf_mut(cfr) {
+            Some(clcf) => {
+                clcf.handler = Some(match format {
+                    CheckFormat::Html => super::check::status_html,
+                    CheckFormat::Csv => super::check::status_csv,
+                    CheckFormat::Json => super::check::status_json,
+                });
+                CONF_OK
+            }
+            None => c"has no location configuration".as_ptr().cast_mut(),
+        }
+    })
+}
+
 /// `upstream_show [text|json|prometheus];` installs the content handler of
 /// the location, for its default format.
 extern "C" fn set_upstream_show(
@@ -490,6 +659,97 @@ extern "C" fn set_upstream_show(
             None => c"has no location configuration".as_ptr().cast_mut(),
         }
     })
+}
+
+/// The checks of the cycle: the zone, and each upstream with `check`,
+/// whose `peer.init` goes through the checks' wrapper.
+///
+/// # Safety
+/// `cf` is the configuration at postconfiguration, `all` its upstreams.
+unsafe fn add_checks(
+    cf: *mut ngx_conf_t,
+    all: &[*mut ngx_http_upstream_srv_conf_t],
+) -> Result<(), String> {
+    let mut specs = Vec::new();
+    for &uscf in all {
+        // SAFETY: per the contract.
+        if let Some(spec) = unsafe { srv_conf(uscf) }.and_then(|sc| sc.check.finish()) {
+            specs.push((uscf, spec));
+        }
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: per the contract.
+    let cfr = unsafe { &*cf };
+    let Some(http) = Module::server_conf_mut(cfr) else {
+        return Err("no http configuration for the health checks".into());
+    };
+    let size = http
+        .check_shm_size
+        .unwrap_or(crate::check::conf::SHM_SIZE_MIN);
+    // SAFETY: per the contract; the module's address is its zones' tag.
+    let zone = unsafe {
+        super::check::add_zone(cf, size, ptr::addr_of_mut!(ngx_http_upsync_module).cast())
+    }
+    .ok_or("cannot declare the shared memory zone of the health checks")?;
+    let checks = Box::into_raw(Box::new(Checks::new(zone)));
+    // SAFETY: fresh from Box::into_raw.
+    let checks = unsafe { std::ptr::NonNull::new_unchecked(checks) };
+    http.checks = Some(checks);
+    for (uscf, spec) in specs {
+        // SAFETY: per the contract; `checks` lives as long as the http conf.
+        let index = unsafe { (*checks.as_ptr()).add(uscf, spec) };
+        // SAFETY: as above.
+        if let Some(sc) = unsafe { srv_conf(uscf) } {
+            sc.checked = Some((checks, index));
+        }
+    }
+    Ok(())
+}
+
+/// A checked upstream's checks and its place in them.
+///
+/// # Safety
+/// `uscf` is a live upstream of the running cycle.
+pub(crate) unsafe fn checked(
+    uscf: *mut ngx_http_upstream_srv_conf_t,
+) -> Option<(*mut Checks, usize)> {
+    // SAFETY: per the contract.
+    unsafe { srv_conf(uscf) }?
+        .checked
+        .map(|(c, i)| (c.as_ptr(), i))
+}
+
+/// The checks of `cycle` (the running one when null), if it has any.
+///
+/// # Safety
+/// `cycle` is null or a live cycle whose configuration loaded the module.
+pub(crate) unsafe fn checks_of(cycle: *mut ngx_cycle_t) -> Option<*mut Checks> {
+    // SAFETY: per the contract; the http block's contexts live as long as
+    // the cycle.
+    unsafe {
+        let cycle = if cycle.is_null() {
+            ngx::ffi::ngx_cycle
+        } else {
+            cycle
+        };
+        let ctx = *(*cycle).conf_ctx.add(ngx::ffi::ngx_http_module.index);
+        if ctx.is_null() {
+            return None;
+        }
+        let ctx = &*ctx.cast::<ngx::ffi::ngx_http_conf_ctx_t>();
+        Module::server_conf(ctx)?.checks.map(|c| c.as_ptr())
+    }
+}
+
+/// The running cycle's checks.
+///
+/// # Safety
+/// Runs in a process of the running cycle.
+pub(crate) unsafe fn checks() -> Option<*mut Checks> {
+    // SAFETY: per the contract.
+    unsafe { checks_of(ptr::null_mut()) }
 }
 
 /// Our configuration of an upstream, if it has one.
@@ -559,6 +819,12 @@ extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
                 log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
                 return NGX_ERROR as ngx_int_t;
             }
+        }
+        // SAFETY: as above; after take_over, so that a synced upstream's
+        // peer.init is the one our check wrapper calls.
+        if let Err(msg) = unsafe { add_checks(cf, all) } {
+            log!(NGX_LOG_EMERG, cfr.log, "{}", msg);
+            return NGX_ERROR as ngx_int_t;
         }
         NGX_OK as ngx_int_t
     })
@@ -1094,6 +1360,11 @@ extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || {
         // SAFETY: the running cycle.
         unsafe { for_each_synced(cycle, |up| up.start(writes_dump)) };
+        // SAFETY: the running cycle's checks, boxed with its configuration.
+        if let Some(checks) = unsafe { checks_of(cycle) } {
+            // SAFETY: as above; no other borrow.
+            unsafe { (*checks).start() };
+        }
         NGX_OK as ngx_int_t
     })
 }
@@ -1101,6 +1372,11 @@ extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     guard((), || {
         // SAFETY: the running cycle.
-        unsafe { for_each_synced(cycle, Poller::stop) }
+        unsafe { for_each_synced(cycle, Poller::stop) };
+        // SAFETY: as in init_process.
+        if let Some(checks) = unsafe { checks_of(cycle) } {
+            // SAFETY: as above.
+            unsafe { (*checks).stop() };
+        }
     })
 }

@@ -50,6 +50,8 @@ pub(crate) unsafe fn upstreams(
 /// `uscf` must be a live upstream of the running cycle whose `peer.data`, when
 /// set, is a round-robin peer list (every stock balancer builds on it).
 pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> Upstream {
+    // SAFETY: per the contract; the health checks' state first.
+    unsafe { super::check::refresh(ptr::from_ref(uscf).cast_mut()) };
     let name = String::from_utf8_lossy(uscf.host.as_bytes()).into_owned();
     let list = uscf.peer.data as *mut ngx_http_upstream_rr_peers_t;
     let peers = if list.is_null() {
@@ -116,6 +118,8 @@ fn peers_of(list: &ngx_http_upstream_rr_peers_t) -> Vec<Peer> {
         .map(|(server, p)| Peer {
             state: if server.down {
                 State::Down
+            } else if p.down & super::check::HEALTH_DOWN != 0 {
+                State::Unhealthy
             } else if p.max_fails != 0
                 && p.fails >= p.max_fails
                 && now - p.checked <= p.fail_timeout

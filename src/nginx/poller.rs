@@ -341,7 +341,9 @@ impl Poller {
             if std::mem::take(&mut shared.seated) {
                 // SAFETY: a worker's cycle's election zone, mapped while the
                 // worker runs.
-                unsafe { super::zone::slot(shared.election, shared.index) }.resign();
+                unsafe { super::zone::slot(shared.election, shared.index) }
+                    .lease
+                    .resign();
             }
         }
     }
@@ -350,7 +352,7 @@ impl Poller {
     /// election tick in every worker.
     #[cfg(ngx_resolve_peers)]
     fn elect(&mut self) {
-        use super::zone::{Role, ELECTION_TICK_MS};
+        use super::election::{Role, ELECTION_TICK_MS};
         let Some(shared) = &mut self.shared else {
             return;
         };
@@ -358,7 +360,9 @@ impl Poller {
             return;
         }
         // SAFETY: the cycle's election zone, mapped in every worker.
-        let role = unsafe { super::zone::slot(shared.election, shared.index) }.elect();
+        let role = unsafe { super::zone::slot(shared.election, shared.index) }
+            .lease
+            .elect();
         // SAFETY: our own event, alive as long as `self`.
         unsafe { ngx::ffi::ngx_add_timer(&mut shared.timer, ELECTION_TICK_MS as ngx_msec_t) };
         if role == Role::Poller(true) {
@@ -569,7 +573,9 @@ impl Poller {
         if let (Some(shared), Some(r)) = (&self.shared, records.first_mut()) {
             // The poller is whoever holds the election slot now.
             // SAFETY: the cycle's election zone, mapped in every worker.
-            r.pid = unsafe { super::zone::slot(shared.election, shared.index) }.owner_pid();
+            r.pid = unsafe { super::zone::slot(shared.election, shared.index) }
+                .lease
+                .owner_pid();
         }
         Sync {
             kind: self.conf.kind.name(),

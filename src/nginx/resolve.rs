@@ -376,7 +376,7 @@ unsafe extern "C" fn on_answer(ctx: *mut ngx_resolver_ctx_t) {
 ///
 /// # Safety
 /// `sa` is null or points to `len` readable bytes.
-unsafe fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+pub(crate) unsafe fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
     if sa.is_null() {
         return None;
     }

@@ -104,7 +104,12 @@ fn answer(args: &[u8], default: Format) -> (u16, Format, String) {
     }
 }
 
-fn send(r: &mut Request, status: u16, content_type: &'static str, body: &str) -> ngx_int_t {
+pub(crate) fn send(
+    r: &mut Request,
+    status: u16,
+    content_type: &'static str,
+    body: &str,
+) -> ngx_int_t {
     r.set_status(HTTPStatus(status as usize));
     let headers = &mut r.as_mut().headers_out;
     headers.content_type = ngx_str_t {
@@ -117,6 +122,16 @@ fn send(r: &mut Request, status: u16, content_type: &'static str, body: &str) ->
     let rc: ngx_int_t = r.send_header().into();
     if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() {
         return rc;
+    }
+    if body.is_empty() {
+        // No zero-size buffer: the end of the response alone.
+        // SAFETY: a live request whose header went out.
+        return unsafe {
+            ngx::ffi::ngx_http_send_special(
+                r.as_mut(),
+                ngx::ffi::NGX_HTTP_LAST as ngx::ffi::ngx_uint_t,
+            )
+        };
     }
     let Some(mut buf) = r.pool().create_buffer_from_str(body) else {
         return NGX_ERROR as ngx_int_t;

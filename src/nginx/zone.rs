@@ -3,10 +3,9 @@
 //! zone, with the machinery nginx's own `server ... resolve` uses.
 //!
 //! Election: a small shared memory zone of this module holds one [`Slot`] per
-//! zone upstream: the pid of the worker that polls it and when that worker
-//! last said it is alive. Every worker looks at the slot each second; a free
-//! slot, an owner that no longer exists or one silent for [`STALE_MS`] is
-//! taken over with a compare-and-swap, so exactly one worker polls.
+//! zone upstream, whose [`Lease`] says which worker polls it (see
+//! `election`). Every worker looks at the slot each second, so exactly one
+//! worker polls.
 //!
 //! Changes: under the list's write lock, servers that stay are updated in
 //! place, new ones are allocated in the zone's slab, and removed ones are
@@ -21,47 +20,29 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_current_msec, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t,
-    ngx_int_t, ngx_pid, ngx_rwlock_unlock, ngx_rwlock_wlock, ngx_shared_memory_add, ngx_shm_zone_t,
-    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_calloc, ngx_slab_calloc_locked,
-    ngx_slab_free_locked, ngx_slab_pool_t, ngx_str_t, time_t, NGX_ERROR, NGX_OK,
+    ngx_conf_t, ngx_http_upstream_rr_peer_t, ngx_http_upstream_rr_peers_t, ngx_int_t,
+    ngx_rwlock_unlock, ngx_rwlock_wlock, ngx_shared_memory_add, ngx_shm_zone_t, ngx_shmtx_lock,
+    ngx_shmtx_unlock, ngx_slab_calloc, ngx_slab_calloc_locked, ngx_slab_free_locked,
+    ngx_slab_pool_t, ngx_str_t, time_t, NGX_ERROR, NGX_OK,
 };
 
+use super::election::Lease;
 use super::generation::{PeerSource, SockAddr, PLACEHOLDER};
 use super::peers::ApplyOutcome;
 use crate::apply::{merge, Outcome};
 use crate::server::Server;
 
-/// How often every worker looks at the election slots.
-pub(crate) const ELECTION_TICK_MS: u64 = 1000;
-/// An owner that has not refreshed its slot for this long, in seconds, is
-/// replaced (a safety net: an owner that exits frees its slot, and a dead
-/// owner's pid is noticed at the next tick).
-const STALE_S: u64 = 5;
-
 /// One zone upstream's election record, in shared memory.
 #[repr(C)]
 pub(crate) struct Slot {
-    /// The polling worker's pid (high 32 bits, 0 when none) and when it last
-    /// refreshed the slot (low 32 bits: seconds of `ngx_current_msec`, a
-    /// monotonic clock all processes share). One word, so that a claim sets
-    /// both at once.
-    owner: AtomicU64,
+    /// Which worker polls.
+    pub(crate) lease: Lease,
     /// The C module's "first change reverses the list" state, kept here so
     /// that a worker taking over continues it.
     pub(crate) reversed: AtomicBool,
-}
-
-/// What the election said to this worker.
-#[derive(PartialEq, Eq)]
-pub(crate) enum Role {
-    /// This worker polls (`true`: it has just become the poller).
-    Poller(bool),
-    /// Another live worker polls.
-    Follower,
 }
 
 const ZONE_NAME: &[u8] = b"ngx_http_upsync_module";
@@ -128,64 +109,6 @@ pub(crate) unsafe fn slot<'a>(zone: *mut ngx_shm_zone_t, index: usize) -> &'a Sl
     // every process of the cycle; all-zero is a valid (free) slot and every
     // field is an atomic.
     unsafe { &*(*zone).data.cast::<Slot>().add(index) }
-}
-
-impl Slot {
-    /// Claims, keeps or leaves the poller role for this worker.
-    pub(crate) fn elect(&self) -> Role {
-        // SAFETY: process-wide values nginx keeps up to date.
-        let (me, now) = unsafe { (ngx_pid as u32 as u64, ngx_current_msec as u64 / 1000) };
-        let mine = me << 32 | (now & 0xffff_ffff);
-        let word = self.owner.load(Ordering::Acquire);
-        let (owner, beat) = (word >> 32, word & 0xffff_ffff);
-        let fresh = (now & 0xffff_ffff).wrapping_sub(beat) & 0xffff_ffff <= STALE_S;
-        if owner == me {
-            return match self.owner.compare_exchange(
-                word,
-                mine,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => Role::Poller(false),
-                // Taken over meanwhile.
-                Err(_) => Role::Follower,
-            };
-        }
-        if owner != 0 && fresh && process_exists(owner) {
-            return Role::Follower;
-        }
-        match self
-            .owner
-            .compare_exchange(word, mine, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Role::Poller(true),
-            Err(_) => Role::Follower,
-        }
-    }
-
-    /// Frees the slot if this worker holds it.
-    /// The pid of the worker that polls, 0 when none does.
-    pub(crate) fn owner_pid(&self) -> u64 {
-        self.owner.load(Ordering::Acquire) >> 32
-    }
-
-    pub(crate) fn resign(&self) {
-        // SAFETY: as in elect.
-        let me = unsafe { ngx_pid as u32 as u64 };
-        let word = self.owner.load(Ordering::Acquire);
-        if word >> 32 == me {
-            let _ = self
-                .owner
-                .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
-        }
-    }
-}
-
-fn process_exists(pid: u64) -> bool {
-    // SAFETY: signal 0 only checks that the process exists; it sends nothing.
-    let rc = unsafe { ngx::ffi::kill(pid as ngx::ffi::pid_t, 0) };
-    // EPERM: it exists, as someone else's.
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(1)
 }
 
 /// The servers of a shared list (primary, then backup), read under its lock.
@@ -491,7 +414,8 @@ fn set_attributes(peer: &mut ngx_http_upstream_rr_peer_t, s: &Server) {
     }
     peer.max_fails = s.max_fails as _;
     peer.fail_timeout = s.fail_timeout as time_t;
-    peer.down = s.down as _;
+    // The health checks' bit stays.
+    peer.down = (peer.down & super::check::HEALTH_DOWN) | s.down as ngx::ffi::ngx_uint_t;
 }
 
 /// A new peer in the zone for `s` at `addr`, in no list yet.

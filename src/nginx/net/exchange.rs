@@ -240,7 +240,7 @@ unsafe extern "C" fn save_session<T: FetchOwner>(c: *mut ngx_connection_t) {
 ///
 /// # Safety
 /// `c` is a live connection.
-unsafe fn connected(c: *mut ngx_connection_t) -> Result<(), std::io::Error> {
+pub(crate) unsafe fn connected(c: *mut ngx_connection_t) -> Result<(), std::io::Error> {
     let mut err: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a live socket; `err` and `len` are ours and sized as asked.

@@ -35,6 +35,10 @@ package Test::Upsync;
 #                                       /etc/hosts lines with a TTL of 1 s
 #                                       (NXDOMAIN for others), and logs each
 #                                       query to $TEST_NGINX_DIR/logs/dns.log
+#   backends: http:one tcp:two ...      health-check backends
+#                                       (t/registry/check_backend.py), one per
+#                                       PROTO:NAME, at $TEST_NGINX_ONE_PORT,
+#                                       control port $TEST_NGINX_ONE_CONTROL
 #   init                                steps run before nginx starts
 #   steps                               steps run after it started (below)
 #   no_module                           do not load the module
@@ -86,6 +90,8 @@ package Test::Upsync;
 #                                      lines from now on
 #   >>> pause dns / resume dns         the DNS server stops answering (SIGSTOP)
 #                                      and answers again
+#   >>> mode NAME MODE                 a check backend's mode (ok, 500, hang,
+#                                      close, refuse, bad...)
 #   >>> json /uri [status=N]           poll nginx until its JSON answer meets
 #                                      every body line "PATH OP VALUE": PATH is
 #                                      keys and array indexes joined by '.',
@@ -513,6 +519,20 @@ sub run_block ($) {
         $vars{ uc($_) . '_PORT' } = $registry{$_}{port}
             for $r eq 'etcd_cluster' ? @CLUSTER : ($r);
     }
+    for my $b (split ' ', $block->backends // '') {
+        my ($proto, $bname) = $b =~ /^(\w+):(\w+)$/ or die "bad backend $b\n";
+        my $r = $registry{"backend_$bname"} = { port => free_port(), control => free_port() };
+        my @tls = $proto eq 'ssl' ? ('--cert', "$vars{CERTS}/server.pem", '--key', "$vars{CERTS}/server.key") : ();
+        if (@tls && !-e "$vars{CERTS}/server.pem") {
+            system('bash', "$ROOT/t/lib/make-certs.sh", $vars{CERTS}) == 0 or die "make-certs.sh failed\n";
+        }
+        $r->{pid} = spawn("$dir/logs/backend_$bname.log", 'python3', "$ROOT/t/registry/check_backend.py",
+            '--proto', $proto, '--port', $r->{port}, '--control-port', $r->{control}, '--name', $bname, @tls);
+        wait_until(10, sub { http_request('GET', "http://127.0.0.1:$r->{control}/stats", '', undef, 1)->{status} == 200 })
+            or die "check backend $bname did not start: " . (slurp("$dir/logs/backend_$bname.log") // '');
+        $vars{ uc($bname) . '_PORT' } = $r->{port};
+        $vars{ uc($bname) . '_CONTROL' } = $r->{control};
+    }
     # Registry ports are known only now: substitute them as well.
     substitute_block($block, \%vars);
 
@@ -713,6 +733,13 @@ my %STEP = (
     signal => sub { kill $_[1]{words}[1], $nginx_pid or die "no nginx to signal\n" },
     stop => sub { stop_registry($_[1]{words}[1]) },
     dns => \&step_dns,
+    mode => sub {
+        my ($ctx, $step) = @_;
+        my (undef, $bname, $mode) = @{ $step->{words} };
+        my $r = $registry{"backend_$bname"} or die "no backend $bname\n";
+        my $res = http_request('PUT', "http://127.0.0.1:$r->{control}/mode", $mode);
+        ok($res->{success}, "$ctx->{name} - $step->{line}") or diag("$res->{status} $res->{content}");
+    },
     pause => sub { kill 'STOP', ($registry{ $_[1]{words}[1] } // {})->{pid} || die "not running\n" },
     resume => sub { kill 'CONT', ($registry{ $_[1]{words}[1] } // {})->{pid} || die "not running\n" },
     start => sub { start_registry($_[1]{words}[1], $_[0]{dir}, $registry{ $_[1]{words}[1] }{args}) },
