@@ -67,6 +67,7 @@ mod tests {
                         host: None,
                     },
                     state: State::Up,
+                    health: None,
                     active: 0,
                     max_conns: 0,
                 })

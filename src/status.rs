@@ -122,6 +122,8 @@ pub enum State {
     Down,
     /// `max_fails` reached within `fail_timeout`.
     Unavail,
+    /// The active health checks have not probed it yet (it starts down).
+    Checking,
     /// The active health checks mark it down.
     Unhealthy,
 }
@@ -132,6 +134,7 @@ impl State {
             State::Up => "up",
             State::Down => "down",
             State::Unavail => "unavail",
+            State::Checking => "checking",
             State::Unhealthy => "unhealthy",
         }
     }
@@ -142,6 +145,7 @@ impl State {
             State::Up => 1,
             State::Down => 3,
             State::Unavail => 4,
+            State::Checking => 5,
             State::Unhealthy => 6,
         }
     }
@@ -155,6 +159,22 @@ pub struct Peer {
     /// Open connections (the answering worker's, in per-worker mode).
     pub active: u64,
     pub max_conns: u64,
+    /// Its active health checks, when the upstream has `check`.
+    pub health: Option<Health>,
+}
+
+/// A server's active health checks, as NGINX Plus reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub checks: u64,
+    pub fails: u64,
+    /// Times it went from up to down.
+    pub unhealthy: u64,
+    pub last_passed: bool,
+    /// Milliseconds down in all, the current stretch included.
+    pub downtime_ms: u64,
+    /// When the current down stretch began (Unix ms), while down.
+    pub downstart_ms: Option<u64>,
 }
 
 /// How a synced upstream is polled.
@@ -264,7 +284,7 @@ fn time_value(ms: Option<u64>) -> Value {
 
 fn peer_json(id: usize, peer: &Peer) -> Value {
     let s = &peer.server;
-    json!({
+    let mut v = json!({
         "id": id,
         "server": s.entry(),
         "name": s.name,
@@ -276,7 +296,23 @@ fn peer_json(id: usize, peer: &Peer) -> Value {
         "max_fails": s.max_fails,
         "fail_timeout": format!("{}s", s.fail_timeout),
         "down": s.down,
-    })
+    });
+    if let (Some(h), Value::Object(map)) = (&peer.health, &mut v) {
+        map.insert(
+            "health_checks".into(),
+            json!({
+                "checks": h.checks,
+                "fails": h.fails,
+                "unhealthy": h.unhealthy,
+                "last_passed": h.last_passed,
+            }),
+        );
+        map.insert("downtime".into(), json!(h.downtime_ms));
+        if let Some(t) = h.downstart_ms {
+            map.insert("downstart".into(), Value::String(iso8601(t)));
+        }
+    }
+    v
 }
 
 fn errors_json(errors: &[u64; REASONS]) -> Value {
@@ -494,7 +530,8 @@ pub fn prometheus(upstreams: &[&Upstream]) -> String {
     let per_server: [(&str, &str, PeerValue); 7] = [
         (
             "state",
-            "Current state: 1 up, 3 down, 4 unavail (nginx-prometheus-exporter's encoding).",
+            "Current state: 1 up, 3 down, 4 unavail, 5 checking, 6 unhealthy \
+             (nginx-prometheus-exporter's encoding).",
             |p| p.state.code().to_string(),
         ),
         ("weight", "Weight.", |p| p.server.weight.to_string()),
@@ -526,6 +563,44 @@ pub fn prometheus(upstreams: &[&Upstream]) -> String {
                     &[("upstream", upstream), ("server", &p.server.name)],
                     value(p),
                 );
+            }
+        }
+    }
+
+    type HealthValue = fn(&Health) -> u64;
+    let per_check: [(&str, &str, HealthValue); 3] = [
+        ("health_checks_total", "Active health checks made.", |h| {
+            h.checks
+        }),
+        (
+            "health_check_fails_total",
+            "Active health checks failed.",
+            |h| h.fails,
+        ),
+        (
+            "unhealthy_total",
+            "Times the active health checks marked the server down.",
+            |h| h.unhealthy,
+        ),
+    ];
+    for (suffix, help, value) in per_check {
+        let name = format!("nginx_upsync_upstream_server_{suffix}");
+        let checked = peers
+            .iter()
+            .any(|(_, ps)| ps.iter().any(|p| p.health.is_some()));
+        if !checked {
+            break;
+        }
+        let mut f = family(&mut out, &name, "counter", help);
+        for (upstream, peers) in &peers {
+            for p in peers {
+                if let Some(h) = &p.health {
+                    f.sample(
+                        &name,
+                        &[("upstream", upstream), ("server", &p.server.name)],
+                        value(h),
+                    );
+                }
             }
         }
     }

@@ -28,6 +28,7 @@ __DATA__
     location /status { check_status; }
     location /show { upstream_show; }
     location /json { upstream_show json; }
+    location /prom { upstream_show prometheus; }
 --- workers: 4
 --- timeout: 20
 --- steps
@@ -52,10 +53,22 @@ import json, sys
 peers = {p["name"]: p["state"] for p in json.load(sys.stdin)["con_server"]["peers"]}
 assert peers == {"127.0.0.1:$TEST_NGINX_TWO_PORT": "unhealthy", "127.0.0.1:$TEST_NGINX_ONE_PORT": "up"}, peers'
 done
+# NGINX Plus's health_checks counters, the same from every worker
+curl -s http://127.0.0.1:$TEST_NGINX_SERVER_PORT/json | python3 -c '
+import json, sys
+peer = [p for p in json.load(sys.stdin)["con_server"]["peers"] if p["name"] == "127.0.0.1:$TEST_NGINX_TWO_PORT"][0]
+h = peer["health_checks"]
+assert h["checks"] >= 4 and h["fails"] >= 3 and h["unhealthy"] == 1 and h["last_passed"] is False, h
+assert peer["downtime"] >= 0 and peer["downstart"].endswith("Z"), peer'
+
 curl -s "http://127.0.0.1:$TEST_NGINX_SERVER_PORT/show?con_server" > $TEST_NGINX_DIR/show.txt
 grep -q "^        server 127.0.0.1:$TEST_NGINX_TWO_PORT weight=1 max_fails=2 fail_timeout=10s;$" $TEST_NGINX_DIR/show.txt
 grep -q "^        server 127.0.0.1:$TEST_NGINX_ONE_PORT weight=1 max_fails=2 fail_timeout=10s;$" $TEST_NGINX_DIR/show.txt
 grep -qx "server 127.0.0.1:$TEST_NGINX_TWO_PORT weight=1 max_fails=2 fail_timeout=10s;" $TEST_NGINX_DIR/con_server.conf
+>>> metrics /prom
+~ ^nginx_upsync_upstream_server_state\{upstream="con_server",server="127\.0\.0\.1:$TEST_NGINX_TWO_PORT"\} 6$
+~ ^nginx_upsync_upstream_server_health_check_fails_total\{upstream="con_server",server="127\.0\.0\.1:$TEST_NGINX_TWO_PORT"\} [3-9]\d*$
+~ ^nginx_upsync_upstream_server_unhealthy_total\{upstream="con_server",server="127\.0\.0\.1:$TEST_NGINX_TWO_PORT"\} 1$
 >>> mode two ok
 >>> log (?s)disable check peer: 127\.0\.0\.1:$TEST_NGINX_TWO_PORT.*enable check peer: 127\.0\.0\.1:$TEST_NGINX_TWO_PORT
 >>> settle / 4

@@ -853,6 +853,44 @@ unsafe extern "C" fn init_peer(
     })
 }
 
+/// The health of upstream `uscf`'s servers, by address, when it is checked.
+///
+/// # Safety
+/// `uscf` is a live upstream of the running cycle.
+pub(crate) unsafe fn health_of(
+    uscf: *mut ngx_http_upstream_srv_conf_t,
+) -> Option<HashMap<SocketAddr, crate::status::Health>> {
+    // SAFETY: per the contract.
+    let (checks, index) = unsafe { super::module::checked(uscf) }?;
+    // SAFETY: the cycle's Checks, only read here.
+    let table = unsafe { &*checks }.table()?;
+    let head = (index as u64 + 1) << 32;
+    let now = wall_ms();
+    let mut out = HashMap::new();
+    for e in table.entries() {
+        let k = e.key();
+        if k[0] & !0xffff_ffff != head {
+            continue;
+        }
+        let Ok(addr) = e.name().parse::<SocketAddr>() else {
+            continue;
+        };
+        let h = e.health();
+        out.insert(
+            addr,
+            crate::status::Health {
+                checks: h.checks,
+                fails: h.fails,
+                unhealthy: h.unhealthy,
+                last_passed: h.last_passed,
+                downtime_ms: h.downtime_at(now),
+                downstart_ms: (h.down && h.downstart_ms != 0).then_some(h.downstart_ms),
+            },
+        );
+    }
+    Some(out)
+}
+
 /// The rows of the status pages, in upstream order, then in the order the
 /// servers were first checked.
 fn rows(checks: &Checks) -> Vec<(String, String, bool, u64, u64, &'static str, u16)> {

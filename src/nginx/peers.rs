@@ -11,7 +11,7 @@ use ngx::ffi::{
 
 use super::generation::{PeerSource, PLACEHOLDER};
 use crate::server::Server;
-use crate::status::{Peer, State, Upstream};
+use crate::status::{Health, Peer, State, Upstream};
 
 /// What applying a registry's list to an upstream's peer lists did; both
 /// backends (per-worker generations, the shared zone) answer with it.
@@ -57,8 +57,10 @@ pub(crate) unsafe fn view(uscf: &ngx_http_upstream_srv_conf_t) -> Upstream {
     let peers = if list.is_null() {
         Vec::new()
     } else {
+        // SAFETY: per the contract.
+        let health = unsafe { super::check::health_of(ptr::from_ref(uscf).cast_mut()) };
         // SAFETY: per the contract above, a non-null peer.data is the list.
-        unsafe { with_rlock(list, peers_of) }
+        unsafe { with_rlock(list, |l| peers_of(l, health.as_ref())) }
     };
     let zone = (!uscf.shm_zone.is_null()).then(|| {
         // SAFETY: a live upstream's zone, named in its config.
@@ -105,7 +107,10 @@ unsafe fn with_rlock<T>(
 
 /// The peers of a list, primaries then backups, without the stand-in of an
 /// empty upstream, with their state as nginx's round robin sees it now.
-fn peers_of(list: &ngx_http_upstream_rr_peers_t) -> Vec<Peer> {
+fn peers_of(
+    list: &ngx_http_upstream_rr_peers_t,
+    health: Option<&std::collections::HashMap<std::net::SocketAddr, Health>>,
+) -> Vec<Peer> {
     // SAFETY: the caller keeps the list alive and unchanged while we read.
     let source = unsafe { PeerSource::from_list(list) };
     // SAFETY: nginx's cached clock, updated by this process's event loop.
@@ -115,11 +120,18 @@ fn peers_of(list: &ngx_http_upstream_rr_peers_t) -> Vec<Peer> {
         .into_iter()
         .zip(source.peers())
         .filter(|(s, _)| s.name != PLACEHOLDER)
-        .map(|(server, p)| Peer {
+        .map(|(server, p)| {
+            let health = health.and_then(|h| h.get(&server.name.parse().ok()?).copied());
+            (server, p, health)
+        })
+        .map(|(server, p, health)| Peer {
             state: if server.down {
                 State::Down
             } else if p.down & super::check::HEALTH_DOWN != 0 {
-                State::Unhealthy
+                match health {
+                    Some(h) if h.checks == 0 => State::Checking,
+                    _ => State::Unhealthy,
+                }
             } else if p.max_fails != 0
                 && p.fails >= p.max_fails
                 && now - p.checked <= p.fail_timeout
@@ -131,6 +143,7 @@ fn peers_of(list: &ngx_http_upstream_rr_peers_t) -> Vec<Peer> {
             server,
             active: p.conns as u64,
             max_conns: p.max_conns as u64,
+            health,
         })
         .collect()
 }

@@ -19,6 +19,7 @@ fn peer(name: &str, backup: bool, state: State) -> Peer {
         state,
         active: 3,
         max_conns: 0,
+        health: None,
     }
 }
 
@@ -224,4 +225,43 @@ fn prometheus_text() {
     assert_eq!(names.len(), n);
     // Static upstreams only: no sync families.
     assert!(!prometheus(&[&plain]).contains("syncs_total"));
+}
+
+#[test]
+fn health_checks_as_nginx_plus_reports_them() {
+    let mut p = peer("10.0.0.9:80", false, State::Unhealthy);
+    p.health = Some(Health {
+        checks: 12,
+        fails: 4,
+        unhealthy: 1,
+        last_passed: false,
+        downtime_ms: 1500,
+        downstart_ms: Some(1_700_000_000_000),
+    });
+    let u = Upstream {
+        name: "checked".into(),
+        peers: vec![p, peer("10.0.0.8:80", false, State::Checking)],
+        zone: None,
+        sync: None,
+    };
+    let v: serde_json::Value = serde_json::from_str(&json(std::slice::from_ref(&u), None)).unwrap();
+    let peer = &v["checked"]["peers"][0];
+    assert_eq!(peer["state"], "unhealthy");
+    assert_eq!(
+        peer["health_checks"],
+        serde_json::json!({"checks": 12, "fails": 4, "unhealthy": 1, "last_passed": false})
+    );
+    assert_eq!(peer["downtime"], 1500);
+    assert_eq!(peer["downstart"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(v["checked"]["peers"][1]["state"], "checking");
+    assert!(v["checked"]["peers"][1].get("health_checks").is_none());
+    let text = prometheus(&[&u]);
+    assert!(text.contains(
+        "nginx_upsync_upstream_server_health_checks_total{upstream=\"checked\",server=\"10.0.0.9:80\"} 12\n"
+    ));
+    assert!(text.contains("# TYPE nginx_upsync_upstream_server_unhealthy_total counter\n"));
+    assert!(text.contains(
+        "nginx_upsync_upstream_server_state{upstream=\"checked\",server=\"10.0.0.9:80\"} 6\n"
+    ));
+    assert!(!text.contains("health_checks_total{upstream=\"checked\",server=\"10.0.0.8:80\"}"));
 }
