@@ -244,3 +244,36 @@ curl -s http://127.0.0.1:$TEST_NGINX_F_CONTROL/stats | grep -q 'GET /ping'
 --- must_die
 --- error_log
 "check": invalid parameter "interval=0"
+
+=== TEST 7: a static upstream in a shared zone (nginx's own shared list, both targets), 4 workers: a refusing server gets no traffic, then traffic again
+--- backends: http:one http:two
+--- http_config
+    upstream app {
+        zone app 64k;
+        least_conn;
+        server 127.0.0.1:$TEST_NGINX_ONE_PORT;
+        server 127.0.0.1:$TEST_NGINX_TWO_PORT;
+        check interval=200 rise=2 fall=2 timeout=1000 type=tcp default_down=false;
+    }
+--- config
+    location / { proxy_pass http://app; }
+    location /status { check_status csv; }
+--- workers: 4
+--- timeout: 20
+--- steps
+>>> traffic / 20
+one >0
+two >0
+>>> mode two refuse
+>>> log disable check peer: 127\.0\.0\.1:$TEST_NGINX_TWO_PORT
+>>> traffic / 40
+one 40
+>>> mode two ok
+>>> log (?s)disable check peer: 127\.0\.0\.1:$TEST_NGINX_TWO_PORT.*enable check peer: 127\.0\.0\.1:$TEST_NGINX_TWO_PORT
+>>> settle / 3
+one|two
+>>> traffic / 40
+one >0
+two >0
+--- no_error_log
+[alert]
