@@ -40,6 +40,7 @@ use ngx::http::{Method, Request};
 use self::conn::{Conn, ProbeOwner, Started};
 use super::election::{Lease, Role, ELECTION_TICK_MS};
 use super::generation::PLACEHOLDER;
+use super::poller::{now_ms, wall_ms};
 use super::{cycle_log, guard, log};
 use crate::check::conf::CheckSpec;
 use crate::check::state::{PeerHealth, Transition};
@@ -993,19 +994,4 @@ unsafe fn status_guarded(r: *mut ngx_http_request_t, default: Format) -> ngx_int
         let body = status::render(query.format, generation, &rows, query.filter);
         super::show::send(r, 200, query.format.content_type(), &body)
     })
-}
-
-/// nginx's cached monotonic clock, in milliseconds.
-fn now_ms() -> u64 {
-    // SAFETY: a process-wide value nginx updates in its event loop.
-    unsafe { ngx::ffi::ngx_current_msec as u64 }
-}
-
-/// nginx's cached wall clock, in Unix milliseconds.
-fn wall_ms() -> u64 {
-    // SAFETY: nginx keeps `ngx_cached_time` pointing at a live time slot.
-    unsafe {
-        let t = &*ngx::ffi::ngx_cached_time;
-        t.sec as u64 * 1000 + t.msec as u64
-    }
 }

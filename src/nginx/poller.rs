@@ -992,7 +992,7 @@ unsafe extern "C" fn on_timer(ev: *mut ngx_event_t) {
 }
 
 /// nginx's cached wall clock, in Unix milliseconds.
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     // SAFETY: nginx keeps `ngx_cached_time` pointing at a live time slot,
     // updated in this process's event loop.
     unsafe {
@@ -1013,7 +1013,7 @@ fn worker_processes() -> usize {
 }
 
 /// nginx's cached monotonic clock, in milliseconds.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     // SAFETY: a process-wide value nginx updates in its event loop.
     unsafe { ngx::ffi::ngx_current_msec as u64 }
 }
