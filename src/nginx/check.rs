@@ -453,7 +453,7 @@ impl Checks {
             let servers = unsafe { list_addresses((*self.upstreams[i].uscf).peer.data.cast()) };
             let interval = self.upstreams[i].spec.conf.interval_ms;
             let default_down = self.upstreams[i].spec.conf.default_down;
-            for (addr, name) in servers {
+            for addr in servers {
                 let key = key_of(i, &addr);
                 if let Some(&entry) = self.by_key.get(&key) {
                     if let Some(t) = self.targets.get_mut(&entry) {
@@ -461,7 +461,7 @@ impl Checks {
                     }
                     continue;
                 }
-                let Some(entry) = self.claim(table, key, &name, default_down) else {
+                let Some(entry) = self.claim(table, key, &addr.to_string(), default_down) else {
                     continue;
                 };
                 let first = self.random() % interval.max(1000);
@@ -682,23 +682,20 @@ unsafe fn shared_config(list: *mut ngx_http_upstream_rr_peers_t) -> Option<u64> 
     None
 }
 
-/// The addresses and names of a list's servers (primary, then backup) that
-/// are not marked down by the configuration or the registry.
+/// The addresses of a list's servers (primary, then backup) that are not
+/// marked down by the configuration or the registry.
 ///
 /// # Safety
 /// `list` is null or a live round-robin list of the running cycle.
-unsafe fn list_addresses(list: *mut ngx_http_upstream_rr_peers_t) -> Vec<(SocketAddr, String)> {
+unsafe fn list_addresses(list: *mut ngx_http_upstream_rr_peers_t) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     // SAFETY: per the contract; a shared list is read under its lock.
     unsafe {
         with_peers(list, false, |p| {
-            let name = String::from_utf8_lossy(p.name.as_bytes()).into_owned();
-            if p.down & 1 != 0 || name == PLACEHOLDER {
+            if p.down & 1 != 0 || p.name.as_bytes() == PLACEHOLDER.as_bytes() {
                 return;
             }
-            if let Some(addr) = super::resolve::socket_addr(p.sockaddr, p.socklen) {
-                out.push((addr, name));
-            }
+            out.extend(super::generation::socket_addr(p.sockaddr, p.socklen));
         })
     };
     out
@@ -779,7 +776,7 @@ unsafe fn mark(
     // SAFETY: per the contract.
     unsafe {
         with_peers(list, write, |p| {
-            let down = super::resolve::socket_addr(p.sockaddr, p.socklen)
+            let down = super::generation::socket_addr(p.sockaddr, p.socklen)
                 .and_then(|a| downs.get(&key_of(upstream, &a)).copied())
                 .unwrap_or(false);
             if down {

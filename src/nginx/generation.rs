@@ -22,7 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::ptr;
 use std::rc::Rc;
 
@@ -108,6 +108,39 @@ impl SockAddr {
 
     pub(crate) fn len(&self) -> socklen_t {
         self.len
+    }
+}
+
+/// An IPv4 or IPv6 socket address nginx holds (the inverse of
+/// [`SockAddr::from_socket_addr`]).
+///
+/// # Safety
+/// `sa` is null or points to `len` readable bytes.
+pub(crate) unsafe fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract, with the length checked for each family.
+    unsafe {
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+                let sin = &*sa.cast::<libc::sockaddr_in>();
+                Some(SocketAddr::from((
+                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+                let sin6 = &*sa.cast::<libc::sockaddr_in6>();
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    0,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -608,18 +608,29 @@ extern "C" fn set_check_status(
                 return CONF_ERROR;
             }
         };
-        match NgxHttpCoreModule::location_conf_mut(cfr) {
-            Some(clcf) => {
-                clcf.handler = Some(match format {
-                    CheckFormat::Html => super::check::status_html,
-                    CheckFormat::Csv => super::check::status_csv,
-                    CheckFormat::Json => super::check::status_json,
-                });
-                CONF_OK
-            }
-            None => c"has no location configuration".as_ptr().cast_mut(),
-        }
+        set_content_handler(
+            cfr,
+            match format {
+                CheckFormat::Html => super::check::status_html,
+                CheckFormat::Csv => super::check::status_csv,
+                CheckFormat::Json => super::check::status_json,
+            },
+        )
     })
+}
+
+/// Makes `handler` the content handler of the location being parsed.
+fn set_content_handler(
+    cf: &ngx_conf_t,
+    handler: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t) -> ngx_int_t,
+) -> *mut c_char {
+    match NgxHttpCoreModule::location_conf_mut(cf) {
+        Some(clcf) => {
+            clcf.handler = Some(handler);
+            CONF_OK
+        }
+        None => c"has no location configuration".as_ptr().cast_mut(),
+    }
 }
 
 /// `upstream_show [text|json|prometheus];` installs the content handler of
@@ -647,17 +658,14 @@ extern "C" fn set_upstream_show(
             );
             return CONF_ERROR;
         };
-        match NgxHttpCoreModule::location_conf_mut(cfr) {
-            Some(clcf) => {
-                clcf.handler = Some(match format {
-                    Format::Text => show_text,
-                    Format::Json => show_json,
-                    Format::Prometheus => show_prometheus,
-                });
-                CONF_OK
-            }
-            None => c"has no location configuration".as_ptr().cast_mut(),
-        }
+        set_content_handler(
+            cfr,
+            match format {
+                Format::Text => show_text,
+                Format::Json => show_json,
+                Format::Prometheus => show_prometheus,
+            },
+        )
     })
 }
 

@@ -12,14 +12,13 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::SocketAddr;
 use std::ptr;
 
 use ngx::ffi::{
     ngx_del_timer, ngx_event_t, ngx_msec_t, ngx_resolve_name, ngx_resolve_name_done,
     ngx_resolve_start, ngx_resolver_ctx_t, ngx_resolver_strerror, ngx_resolver_t, ngx_str_t,
-    sockaddr, socklen_t, time_t, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK,
-    NGX_RESOLVE_NXDOMAIN,
+    time_t, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK, NGX_RESOLVE_NXDOMAIN,
 };
 
 use super::{cycle_log, guard, log};
@@ -357,7 +356,7 @@ unsafe extern "C" fn on_answer(ctx: *mut ngx_resolver_ctx_t) {
             let mut addrs = Vec::with_capacity(c.naddrs);
             if c.state == 0 && !c.addrs.is_null() {
                 for a in std::slice::from_raw_parts(c.addrs, c.naddrs) {
-                    addrs.extend(socket_addr(a.sockaddr, a.socklen));
+                    addrs.extend(super::generation::socket_addr(a.sockaddr, a.socklen));
                 }
             }
             let out = (c.data.cast::<Name>(), c.state, addrs, c.valid);
@@ -370,36 +369,4 @@ unsafe extern "C" fn on_answer(ctx: *mut ngx_resolver_ctx_t) {
         name.ctx = ptr::null_mut();
         name.answered(state, addrs, valid);
     })
-}
-
-/// An IPv4 or IPv6 socket address nginx holds.
-///
-/// # Safety
-/// `sa` is null or points to `len` readable bytes.
-pub(crate) unsafe fn socket_addr(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    // SAFETY: per the contract, with the length checked for each family.
-    unsafe {
-        match i32::from((*sa).sa_family) {
-            libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
-                let sin = &*sa.cast::<libc::sockaddr_in>();
-                Some(SocketAddr::from((
-                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                    u16::from_be(sin.sin_port),
-                )))
-            }
-            libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
-                let sin6 = &*sa.cast::<libc::sockaddr_in6>();
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                    u16::from_be(sin6.sin6_port),
-                    0,
-                    sin6.sin6_scope_id,
-                )))
-            }
-            _ => None,
-        }
-    }
 }
